@@ -1,0 +1,1 @@
+//! hrm-act (work in progress).

@@ -1,0 +1,1 @@
+//! hrm-data (work in progress).

@@ -1,0 +1,2 @@
+//! The `hrm` command.
+fn main() {}

@@ -1,0 +1,1 @@
+//! hrm-train (work in progress).

@@ -1,0 +1,78 @@
+//! Developer commands for hrm-rs, in the cargo-xtask pattern (<https://github.com/matklad/cargo-xtask>):
+//! `cargo xtask <command>` runs this binary through the alias in `.cargo/config.toml`.
+//!
+//! Every command first runs [`setup`], which makes sure libtorch 2.11.0 is installed and that
+//! cargo builds against it. The other commands are thin wrappers around cargo and the `hrm`
+//! binary built in release mode.
+
+mod flags;
+mod setup;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use anyhow::{bail, Context, Result};
+
+fn main() -> Result<()> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let command = flags::Command::parse(&args)?;
+    if let flags::Command::Help = command {
+        print!("{}", flags::HELP);
+        return Ok(());
+    }
+    let torch = setup::run(&project_root())?;
+    match command {
+        flags::Command::Help => unreachable!("handled above"),
+        flags::Command::Setup => Ok(()),
+        flags::Command::Test { args } => {
+            cargo(&torch, &["test", "--workspace"], &args)?;
+            Ok(())
+        }
+        flags::Command::Bench { args } => {
+            let mut pass = vec!["--".to_string()];
+            pass.extend(args);
+            cargo(&torch, &["bench", "-p", "hrm-benches", "--bench", "bench_main"], &pass)
+        }
+        flags::Command::Hrm { subcommand, args } => {
+            cargo(&torch, &["build", "--release", "-p", "hrm-train", "--bin", "hrm"], &[])?;
+            let bin = target_dir().join("release").join("hrm");
+            let mut cmd = Command::new(&bin);
+            cmd.arg(subcommand).args(&args);
+            torch.apply(&mut cmd);
+            run(&mut cmd)
+        }
+    }
+}
+
+/// Runs `cargo <base> <extra>` with the libtorch environment applied.
+fn cargo(torch: &setup::Torch, base: &[&str], extra: &[String]) -> Result<()> {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_string());
+    let mut cmd = Command::new(cargo);
+    cmd.current_dir(project_root()).args(base).args(extra);
+    torch.apply(&mut cmd);
+    run(&mut cmd)
+}
+
+fn run(cmd: &mut Command) -> Result<()> {
+    let status = cmd.status().with_context(|| format!("running {cmd:?}"))?;
+    if !status.success() {
+        bail!("{} exited with {status}", cmd.get_program().to_string_lossy());
+    }
+    Ok(())
+}
+
+/// The workspace root: the parent of this crate's directory.
+fn project_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| PathBuf::from("."))
+}
+
+/// Cargo's target directory, honouring `CARGO_TARGET_DIR`.
+fn target_dir() -> PathBuf {
+    match std::env::var_os("CARGO_TARGET_DIR") {
+        Some(dir) => PathBuf::from(dir),
+        None => project_root().join("target"),
+    }
+}
