@@ -31,10 +31,18 @@ fn main() -> Result<()> {
         flags::Command::Bench { args } => {
             let mut pass = vec!["--".to_string()];
             pass.extend(args);
-            cargo(&torch, &["bench", "-p", "hrm-benches", "--bench", "bench_main"], &pass)
+            cargo(
+                &torch,
+                &["bench", "-p", "hrm-benches", "--bench", "bench_main"],
+                &pass,
+            )
         }
         flags::Command::Hrm { subcommand, args } => {
-            cargo(&torch, &["build", "--release", "-p", "hrm-train", "--bin", "hrm"], &[])?;
+            cargo(
+                &torch,
+                &["build", "--release", "-p", "hrm-train", "--bin", "hrm"],
+                &[],
+            )?;
             let bin = target_dir().join("release").join("hrm");
             let mut cmd = Command::new(&bin);
             cmd.arg(subcommand).args(&args);
@@ -56,7 +64,10 @@ fn cargo(torch: &setup::Torch, base: &[&str], extra: &[String]) -> Result<()> {
 fn run(cmd: &mut Command) -> Result<()> {
     let status = cmd.status().with_context(|| format!("running {cmd:?}"))?;
     if !status.success() {
-        bail!("{} exited with {status}", cmd.get_program().to_string_lossy());
+        bail!(
+            "{} exited with {status}",
+            cmd.get_program().to_string_lossy()
+        );
     }
     Ok(())
 }

@@ -38,7 +38,11 @@ impl Torch {
         }
         // The binaries carry an rpath already; doc-tests are linked by rustdoc in a temporary
         // place, so give them the library directory through the loader's path as well.
-        let var = if cfg!(target_os = "macos") { "DYLD_LIBRARY_PATH" } else { "LD_LIBRARY_PATH" };
+        let var = if cfg!(target_os = "macos") {
+            "DYLD_LIBRARY_PATH"
+        } else {
+            "LD_LIBRARY_PATH"
+        };
         let lib = self.dir.join("lib");
         let joined = match std::env::var_os(var) {
             Some(old) if !old.is_empty() => {
@@ -56,7 +60,9 @@ impl Torch {
 /// cache is present.
 pub fn run(root: &Path) -> Result<Torch> {
     if cfg!(windows) {
-        bail!("hrm-rs set-up supports Linux and macOS; on Windows set LIBTORCH to a libtorch 2.11.0");
+        bail!(
+            "hrm-rs set-up supports Linux and macOS; on Windows set LIBTORCH to a libtorch 2.11.0"
+        );
     }
     let link = root.join(".libtorch");
     // `.cargo/config.toml` sets LIBTORCH to our link; any other value is the user's own.
@@ -68,8 +74,14 @@ pub fn run(root: &Path) -> Result<Torch> {
             if !version.starts_with(TORCH_VERSION) {
                 bail!("LIBTORCH={value} holds libtorch {version}; tch 0.24.0 needs {TORCH_VERSION}. Unset LIBTORCH to let `cargo xtask setup` install it.");
             }
-            eprintln!("[setup] libtorch {version} from LIBTORCH at {}", dir.display());
-            return Ok(Torch { dir, user_libtorch: Some(value) });
+            eprintln!(
+                "[setup] libtorch {version} from LIBTORCH at {}",
+                dir.display()
+            );
+            return Ok(Torch {
+                dir,
+                user_libtorch: Some(value),
+            });
         }
     }
 
@@ -80,15 +92,29 @@ pub fn run(root: &Path) -> Result<Torch> {
         (dir, "python3's own torch")
     } else {
         install(&home)?;
-        let dir = cached_torch_dir(&home)
-            .with_context(|| format!("torch was installed into {} but is not usable", home.display()))?;
+        let dir = cached_torch_dir(&home).with_context(|| {
+            format!(
+                "torch was installed into {} but is not usable",
+                home.display()
+            )
+        })?;
         (dir, "installed")
     };
     check_libtorch_dir(&dir)?;
     point_link(&link, &dir)?;
-    let cuda = if dir.join("lib").join("libtorch_cuda.so").exists() { " (with CUDA libraries)" } else { "" };
-    eprintln!("[setup] libtorch {TORCH_VERSION}{cuda}, {how}, at {}", dir.display());
-    Ok(Torch { dir, user_libtorch: None })
+    let cuda = if dir.join("lib").join("libtorch_cuda.so").exists() {
+        " (with CUDA libraries)"
+    } else {
+        ""
+    };
+    eprintln!(
+        "[setup] libtorch {TORCH_VERSION}{cuda}, {how}, at {}",
+        dir.display()
+    );
+    Ok(Torch {
+        dir,
+        user_libtorch: None,
+    })
 }
 
 fn torch_home() -> Result<PathBuf> {
@@ -98,7 +124,8 @@ fn torch_home() -> Result<PathBuf> {
     let base = match std::env::var_os("XDG_CACHE_HOME") {
         Some(cache) if !cache.is_empty() => PathBuf::from(cache),
         _ => {
-            let home = std::env::var_os("HOME").context("neither HRM_TORCH_HOME nor HOME is set")?;
+            let home =
+                std::env::var_os("HOME").context("neither HRM_TORCH_HOME nor HOME is set")?;
             PathBuf::from(home).join(".cache")
         }
     };
@@ -108,7 +135,9 @@ fn torch_home() -> Result<PathBuf> {
 /// The torch directory recorded in the cache's marker, if the cache is complete.
 fn cached_torch_dir(home: &Path) -> Option<PathBuf> {
     let marker = fs::read_to_string(home.join(MARKER)).ok()?;
-    let relative = marker.lines().find_map(|line| line.strip_prefix("torch_dir="))?;
+    let relative = marker
+        .lines()
+        .find_map(|line| line.strip_prefix("torch_dir="))?;
     let dir = home.join(relative.trim());
     dir.join("lib").is_dir().then_some(dir)
 }
@@ -116,7 +145,10 @@ fn cached_torch_dir(home: &Path) -> Option<PathBuf> {
 /// The torch package of the system's `python3`, when it is exactly version 2.11.0.
 fn python3_torch_dir() -> Option<PathBuf> {
     let output = Command::new("python3")
-        .args(["-c", "import os, torch; print(torch.__version__); print(os.path.dirname(torch.__file__))"])
+        .args([
+            "-c",
+            "import os, torch; print(torch.__version__); print(os.path.dirname(torch.__file__))",
+        ])
         .output()
         .ok()?;
     if !output.status.success() {
@@ -133,7 +165,10 @@ fn python3_torch_dir() -> Option<PathBuf> {
 fn install(home: &Path) -> Result<()> {
     let partial = home.with_extension("partial");
     if partial.exists() {
-        eprintln!("[setup] removing an unfinished install at {}", partial.display());
+        eprintln!(
+            "[setup] removing an unfinished install at {}",
+            partial.display()
+        );
         fs::remove_dir_all(&partial).with_context(|| format!("removing {}", partial.display()))?;
     }
     if home.exists() {
@@ -144,7 +179,10 @@ fn install(home: &Path) -> Result<()> {
         fs::create_dir_all(parent).with_context(|| format!("creating {}", parent.display()))?;
     }
     let started = Instant::now();
-    eprintln!("[setup] installing PyPI torch=={TORCH_VERSION} into {} (once per machine; a few GB)", home.display());
+    eprintln!(
+        "[setup] installing PyPI torch=={TORCH_VERSION} into {} (once per machine; a few GB)",
+        home.display()
+    );
     let package = format!("torch=={TORCH_VERSION}");
     let venv_ok = Command::new("python3")
         .args(["-m", "venv"])
@@ -155,7 +193,13 @@ fn install(home: &Path) -> Result<()> {
     let site = if venv_ok {
         let python = partial.join("bin").join("python");
         let status = Command::new(&python)
-            .args(["-m", "pip", "install", "--disable-pip-version-check", &package])
+            .args([
+                "-m",
+                "pip",
+                "install",
+                "--disable-pip-version-check",
+                &package,
+            ])
             .status()
             .with_context(|| format!("running {}", python.display()))?;
         if !status.success() {
@@ -168,7 +212,13 @@ fn install(home: &Path) -> Result<()> {
         eprintln!("[setup] python3 -m venv is unavailable; using pip install --target");
         let target = partial.join("site-packages");
         let status = Command::new("python3")
-            .args(["-m", "pip", "install", "--disable-pip-version-check", "--target"])
+            .args([
+                "-m",
+                "pip",
+                "install",
+                "--disable-pip-version-check",
+                "--target",
+            ])
             .arg(&target)
             .arg(&package)
             .status()
@@ -184,13 +234,22 @@ fn install(home: &Path) -> Result<()> {
     if !version.starts_with(TORCH_VERSION) {
         bail!("pip installed torch {version}, expected {TORCH_VERSION}");
     }
-    let relative = torch_dir.strip_prefix(&partial).context("torch outside the install directory")?;
+    let relative = torch_dir
+        .strip_prefix(&partial)
+        .context("torch outside the install directory")?;
     fs::write(
         partial.join(MARKER),
-        format!("version={TORCH_VERSION}\ntorch_dir={}\n", relative.display()),
+        format!(
+            "version={TORCH_VERSION}\ntorch_dir={}\n",
+            relative.display()
+        ),
     )?;
-    fs::rename(&partial, home).with_context(|| format!("moving {} to {}", partial.display(), home.display()))?;
-    eprintln!("[setup] installed in {:.0} s", started.elapsed().as_secs_f64());
+    fs::rename(&partial, home)
+        .with_context(|| format!("moving {} to {}", partial.display(), home.display()))?;
+    eprintln!(
+        "[setup] installed in {:.0} s",
+        started.elapsed().as_secs_f64()
+    );
     Ok(())
 }
 
@@ -208,12 +267,17 @@ fn find_site_packages(venv: &Path) -> Result<PathBuf> {
 /// Checks that `dir` looks like a libtorch: `lib/` with the torch library and `include/`.
 fn check_libtorch_dir(dir: &Path) -> Result<()> {
     let lib = dir.join("lib");
-    let has_lib = ["libtorch_cpu.so", "libtorch_cpu.dylib"].iter().any(|name| lib.join(name).exists());
+    let has_lib = ["libtorch_cpu.so", "libtorch_cpu.dylib"]
+        .iter()
+        .any(|name| lib.join(name).exists());
     if !has_lib {
         bail!("{} has no lib/libtorch_cpu library", dir.display());
     }
     if !dir.join("include").is_dir() {
-        bail!("{} has no include/ directory (headers are needed to build tch)", dir.display());
+        bail!(
+            "{} has no include/ directory (headers are needed to build tch)",
+            dir.display()
+        );
     }
     Ok(())
 }
@@ -227,7 +291,11 @@ fn read_version(dir: &Path) -> Option<String> {
     let text = fs::read_to_string(dir.join("version.py")).ok()?;
     text.lines().find_map(|line| {
         let rest = line.strip_prefix("__version__")?;
-        let value = rest.split('=').nth(1)?.trim().trim_matches(|c| c == '\'' || c == '"');
+        let value = rest
+            .split('=')
+            .nth(1)?
+            .trim()
+            .trim_matches(|c| c == '\'' || c == '"');
         Some(value.to_string())
     })
 }
@@ -240,7 +308,8 @@ fn point_link(link: &Path, target: &Path) -> Result<()> {
     let tmp = link.with_extension("tmp");
     let _ = fs::remove_file(&tmp);
     #[cfg(unix)]
-    std::os::unix::fs::symlink(target, &tmp).with_context(|| format!("linking {}", tmp.display()))?;
+    std::os::unix::fs::symlink(target, &tmp)
+        .with_context(|| format!("linking {}", tmp.display()))?;
     fs::rename(&tmp, link).with_context(|| format!("replacing {}", link.display()))?;
     eprintln!("[setup] {} -> {}", link.display(), target.display());
     Ok(())

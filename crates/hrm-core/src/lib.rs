@@ -1,17 +1,59 @@
-//! hrm-core (work in progress).
+//! The Hierarchical Reasoning Model on libtorch.
+//!
+//! `hrm-core` holds the model of Wang et al. 2025 ("Hierarchical Reasoning Model") as the
+//! reference implementation (sapientinc/HRM, `models/hrm/hrm_act_v1.py` and `models/layers.py`)
+//! defines it: configuration, initialisation, the cast-on-use layers, RoPE, attention through
+//! libtorch's scaled-dot-product attention, SwiGLU, RMSNorm, the post-norm block, the H and L
+//! reasoning modules with input injection, the sparse puzzle embedding and the carry. Parameter
+//! names are the reference's state-dict names, so weights move between the two as safetensors.
+//!
+//! The ACT loop, losses and metrics are in `hrm-act`; training in `hrm-train`.
+//!
+//! # Example
+//! ```
+//! use hrm_core::{CoreInput, HrmConfig, Hrm, Mode, RecurrentCore};
+//!
+//! let mut cfg = HrmConfig::tiny();
+//! cfg.hidden_size = 64;
+//! cfg.num_heads = 2;
+//! cfg.puzzle_emb_ndim = 64;
+//! tch::manual_seed(0);
+//! let model = Hrm::new(&cfg, tch::Device::Cpu)?;
+//! let dims = model.dims();
+//! // One Sudoku-shaped example: 81 tokens, puzzle identifier 0.
+//! let input = CoreInput::from_host(&[1; 81], &[0], &dims, tch::Device::Cpu)?;
+//! let carry = model.empty_carry(1);
+//! let carry = model.reset_carry(&tch::Tensor::from_slice(&[true]), &carry);
+//! let out = tch::no_grad(|| model.forward(&carry, &input, Mode::Eval));
+//! assert_eq!(out.logits.size(), vec![1, 81, 11]);
+//! assert_eq!(out.carry.z_h.size(), vec![1, 82, 64]);
+//! # Ok::<(), hrm_core::CoreError>(())
+//! ```
 
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn libtorch_links() {
-        let t = tch::Tensor::from_slice(&[1.0f32, 2.0]).sum(tch::Kind::Float);
-        assert_eq!(t.double_value(&[]), 3.0);
-    }
-}
-#[cfg(test)]
-mod cuda_probe {
-    #[test]
-    fn cuda_probe() {
-        eprintln!("cuda available: {}", tch::Cuda::is_available());
-    }
-}
+pub mod attention;
+pub mod block;
+pub mod carry;
+pub mod config;
+pub mod embedding;
+pub mod error;
+pub mod heads;
+pub mod init;
+pub mod linear;
+pub mod model;
+pub mod params;
+pub mod puzzle_embedding;
+pub mod reasoning;
+pub mod recurrent;
+pub mod rms_norm;
+pub mod rope;
+pub mod swiglu;
+pub mod weights;
+
+pub use carry::InnerCarry;
+pub use config::{ForwardDtype, HrmConfig, PosEncoding};
+pub use error::CoreError;
+pub use model::Hrm;
+pub use params::ModelParams;
+pub use recurrent::{CoreDims, CoreInput, CoreOutput, HaltRule, Mode, RecurrentCore};
+pub use rms_norm::rms_norm;
+pub use rope::Rope;

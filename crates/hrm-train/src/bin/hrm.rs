@@ -1,2 +1,14 @@
-//! The `hrm` command.
-fn main() {}
+//! The `hrm` command: parse the arguments, run the subcommand, print the error chain.
+
+use clap::Parser;
+
+fn main() -> std::process::ExitCode {
+    let cli = hrm_train::cli::Cli::parse();
+    match hrm_train::cli::run(cli) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}

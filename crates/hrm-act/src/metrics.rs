@@ -1,0 +1,175 @@
+//! The reference's metrics of one step (`ACTLossHead.forward`), as raw sums over the batch.
+//!
+//! Per row: `mask = labels != -100`, `n = sum(mask)`, `correct = mask & argmax == label`,
+//! `seq_correct = sum(correct) == n`, `valid = halted & n > 0`. Only valid rows count:
+//! `count`, `accuracy` (sum of per-row token accuracies), `exact_accuracy`, `q_halt_accuracy`
+//! (`(q_halt >= 0) == seq_correct`), `steps`. The losses cover every row. [`Metrics::reduce`]
+//! applies the reference's normalisation for logging.
+
+use std::collections::BTreeMap;
+
+use tch::{Kind, Tensor};
+
+use crate::loss::LossInputs;
+
+/// One step's metrics as device scalars (no host synchronisation until read).
+#[derive(Debug)]
+pub struct Metrics {
+    /// Valid rows, int64.
+    pub count: Tensor,
+    /// Sum over valid rows of the token accuracy, float32.
+    pub accuracy: Tensor,
+    /// Valid rows predicted exactly, int64.
+    pub exact_accuracy: Tensor,
+    /// Valid rows whose halt sign agrees with exactness, int64.
+    pub q_halt_accuracy: Tensor,
+    /// Sum of steps over valid rows, int64.
+    pub steps: Tensor,
+    /// LM loss (all rows), float64.
+    pub lm_loss: Tensor,
+    /// Q-halt BCE (all rows), float32; absent for models without a Q head.
+    pub q_halt_loss: Option<Tensor>,
+    /// Q-continue BCE, float32; training with a continue target only.
+    pub q_continue_loss: Option<Tensor>,
+}
+
+impl Metrics {
+    /// `(counts [b], seq_correct [b], metrics without losses)` of a step.
+    pub(crate) fn token_stats(x: &LossInputs<'_>) -> (Tensor, Tensor, Metrics) {
+        let mask = x.labels.ne(crate::batch::IGNORE_LABEL_ID); // [b, S]
+        let counts = mask.sum_dim_intlist(-1, false, Kind::Int64); // [b]
+        let pred = x.logits.argmax(-1, false); // [b, S]
+        let correct = mask.logical_and(&pred.eq_tensor(x.labels));
+        let n_correct = correct.sum_dim_intlist(-1, false, Kind::Int64);
+        let seq_correct = n_correct.eq_tensor(&counts); // [b]
+        let valid = x.halted.logical_and(&counts.gt(0));
+        let divisor = counts.clamp_min(1).unsqueeze(-1);
+        let token_acc =
+            (correct.to_kind(Kind::Float) / &divisor).sum_dim_intlist(-1, false, Kind::Float);
+        let zero_f = token_acc.zeros_like();
+        let accuracy = token_acc.where_self(&valid, &zero_f).sum(Kind::Float);
+        let q_halt_accuracy = match x.q_halt_logits {
+            Some(q) => valid
+                .logical_and(&q.ge(0.0).eq_tensor(&seq_correct))
+                .sum(Kind::Int64),
+            None => Tensor::zeros([], (Kind::Int64, x.labels.device())),
+        };
+        let steps = x.steps.to_kind(Kind::Int64);
+        let metrics = Metrics {
+            count: valid.sum(Kind::Int64),
+            accuracy,
+            exact_accuracy: valid.logical_and(&seq_correct).sum(Kind::Int64),
+            q_halt_accuracy,
+            steps: steps
+                .where_self(&valid, &steps.zeros_like())
+                .sum(Kind::Int64),
+            lm_loss: Tensor::zeros([], (Kind::Double, x.labels.device())),
+            q_halt_loss: None,
+            q_continue_loss: None,
+        };
+        (counts, seq_correct, metrics)
+    }
+
+    pub(crate) fn with_losses(
+        self,
+        lm_loss: Tensor,
+        q_halt_loss: Option<Tensor>,
+        q_continue_loss: Option<Tensor>,
+    ) -> Self {
+        Metrics {
+            lm_loss,
+            q_halt_loss,
+            q_continue_loss,
+            ..self
+        }
+    }
+
+    /// The metrics by the reference's names, read to the host in one transfer.
+    pub fn to_host(&self) -> MetricValues {
+        let mut names = vec![
+            "count",
+            "accuracy",
+            "exact_accuracy",
+            "q_halt_accuracy",
+            "steps",
+            "lm_loss",
+        ];
+        let mut parts = vec![
+            &self.count,
+            &self.accuracy,
+            &self.exact_accuracy,
+            &self.q_halt_accuracy,
+            &self.steps,
+            &self.lm_loss,
+        ];
+        if let Some(t) = &self.q_halt_loss {
+            names.push("q_halt_loss");
+            parts.push(t);
+        }
+        if let Some(t) = &self.q_continue_loss {
+            names.push("q_continue_loss");
+            parts.push(t);
+        }
+        let stacked = Tensor::stack(
+            &parts
+                .iter()
+                .map(|t| t.to_kind(Kind::Double))
+                .collect::<Vec<_>>(),
+            0,
+        );
+        let values: Vec<f64> =
+            Vec::try_from(stacked.to_device(tch::Device::Cpu)).unwrap_or_default();
+        MetricValues(names.into_iter().map(String::from).zip(values).collect())
+    }
+}
+
+/// Metric values on the host, by name.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct MetricValues(pub BTreeMap<String, f64>);
+
+impl MetricValues {
+    /// A value, 0 when absent.
+    pub fn get(&self, name: &str) -> f64 {
+        self.0.get(name).copied().unwrap_or(0.0)
+    }
+
+    /// Adds `other` into `self` name by name (evaluation sums over batches).
+    pub fn accumulate(&mut self, other: &MetricValues) {
+        for (k, v) in &other.0 {
+            *self.0.entry(k.clone()).or_insert(0.0) += v;
+        }
+    }
+
+    /// The reference's normalisation for a training log line: names ending in `loss` divided by
+    /// `global_batch_size`, the others by `max(count, 1)`; `count` itself is kept.
+    pub fn reduce_train(&self, global_batch_size: usize) -> MetricValues {
+        let count = self.get("count").max(1.0);
+        MetricValues(
+            self.0
+                .iter()
+                .map(|(k, v)| {
+                    let value = if k == "count" {
+                        *v
+                    } else if k.ends_with("loss") {
+                        v / global_batch_size as f64
+                    } else {
+                        v / count
+                    };
+                    (k.clone(), value)
+                })
+                .collect(),
+        )
+    }
+
+    /// The reference's normalisation of evaluation sums: every metric divided by the summed
+    /// `count`; `count` itself is kept.
+    pub fn reduce_eval(&self) -> MetricValues {
+        let count = self.get("count").max(1.0);
+        MetricValues(
+            self.0
+                .iter()
+                .map(|(k, v)| (k.clone(), if k == "count" { *v } else { v / count }))
+                .collect(),
+        )
+    }
+}

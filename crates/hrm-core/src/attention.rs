@@ -1,0 +1,152 @@
+//! Non-causal multi-head self-attention, as `Attention` in the reference's `models/layers.py`.
+//!
+//! One fused projection `qkv = x W_qkv^T` with `3*nh*d` features, read as `[3*nh, d]`: slots
+//! `0..nh` are the query heads, `nh..2nh` the keys, `2nh..3nh` the values. RoPE (when used)
+//! rotates queries and keys; every position attends to every position (no mask). The reference
+//! calls flash-attention; we call libtorch's scaled-dot-product attention, which picks a fused
+//! kernel for the device and dtype. [`explicit_attention`] is the slow, obvious version the tests
+//! compare against.
+
+use tch::{nn, Kind, Tensor};
+
+use crate::linear::CastedLinear;
+use crate::rope::Rope;
+
+/// Self-attention with a fused QKV projection and no biases.
+#[derive(Debug)]
+pub struct Attention {
+    /// `[3*nh*d, H]`.
+    pub qkv_proj: CastedLinear,
+    /// `[H, nh*d]`.
+    pub o_proj: CastedLinear,
+    num_heads: i64,
+    head_dim: i64,
+}
+
+impl Attention {
+    /// Creates `p/qkv_proj` and `p/o_proj` for `num_heads` heads of `head_dim`.
+    pub fn new(p: nn::Path, hidden_size: i64, head_dim: i64, num_heads: i64) -> Self {
+        let inner = num_heads * head_dim;
+        Attention {
+            qkv_proj: CastedLinear::new(&p / "qkv_proj", hidden_size, 3 * inner, false),
+            o_proj: CastedLinear::new(&p / "o_proj", inner, hidden_size, false),
+            num_heads,
+            head_dim,
+        }
+    }
+
+    /// # Shapes
+    /// `x: [b, s, H]` -> `[b, s, H]`.
+    pub fn forward(&self, x: &Tensor, rope: Option<&Rope>) -> Tensor {
+        let (q, k, v) = self.project(x, rope);
+        // [b, s, nh, d] -> [b, nh, s, d] for SDPA.
+        let out = Tensor::scaled_dot_product_attention(
+            &q.transpose(1, 2),
+            &k.transpose(1, 2),
+            &v.transpose(1, 2),
+            None::<Tensor>,
+            0.0,
+            false,
+            None,
+            false,
+        );
+        self.output(&out)
+    }
+
+    /// The same result through an explicit `softmax(q k^T / sqrt(d)) v`, for tests.
+    ///
+    /// # Shapes
+    /// `x: [b, s, H]` -> `[b, s, H]`.
+    pub fn forward_explicit(&self, x: &Tensor, rope: Option<&Rope>) -> Tensor {
+        let (q, k, v) = self.project(x, rope);
+        let out = explicit_attention(&q.transpose(1, 2), &k.transpose(1, 2), &v.transpose(1, 2));
+        self.output(&out)
+    }
+
+    /// `(q, k, v)`, each `[b, s, nh, d]`, RoPE applied to `q` and `k`.
+    fn project(&self, x: &Tensor, rope: Option<&Rope>) -> (Tensor, Tensor, Tensor) {
+        let size = x.size();
+        let (b, s) = (size[0], size[1]);
+        let nh = self.num_heads;
+        let qkv = self.qkv_proj.forward(x).view([b, s, 3 * nh, self.head_dim]);
+        let q = qkv.narrow(2, 0, nh);
+        let k = qkv.narrow(2, nh, nh);
+        let v = qkv.narrow(2, 2 * nh, nh);
+        match rope {
+            Some(rope) => (rope.apply(&q), rope.apply(&k), v),
+            None => (q, k, v),
+        }
+    }
+
+    /// `[b, nh, s, d]` -> `[b, s, H]` through `o_proj`.
+    fn output(&self, out: &Tensor) -> Tensor {
+        let size = out.size();
+        let (b, s) = (size[0], size[2]);
+        let merged = out
+            .transpose(1, 2)
+            .reshape([b, s, self.num_heads * self.head_dim]);
+        self.o_proj.forward(&merged)
+    }
+}
+
+/// `softmax(q k^T / sqrt(d)) v`, the definition SDPA implements, computed in float32.
+///
+/// # Shapes
+/// `q, k, v: [b, nh, s, d]` -> `[b, nh, s, d]` in `q`'s dtype.
+pub fn explicit_attention(q: &Tensor, k: &Tensor, v: &Tensor) -> Tensor {
+    let kind = q.kind();
+    let d = q.size()[3] as f64;
+    let scores = q
+        .to_kind(Kind::Float)
+        .matmul(&k.to_kind(Kind::Float).transpose(-2, -1))
+        / d.sqrt();
+    scores
+        .softmax(-1, Kind::Float)
+        .matmul(&v.to_kind(Kind::Float))
+        .to_kind(kind)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn max_abs_diff(a: &Tensor, b: &Tensor) -> f64 {
+        (a.to_kind(Kind::Float) - b.to_kind(Kind::Float))
+            .abs()
+            .max()
+            .double_value(&[])
+    }
+
+    #[test]
+    fn sdpa_matches_explicit_attention_in_f32() {
+        tch::manual_seed(1);
+        let vs = nn::VarStore::new(tch::Device::Cpu);
+        let attn = Attention::new(vs.root() / "attn", 64, 16, 4);
+        let rope = Rope::new(16, 10, 10000.0, tch::Device::Cpu);
+        let x = Tensor::randn([3, 10, 64], (Kind::Float, tch::Device::Cpu));
+        let fast = attn.forward(&x, Some(&rope));
+        let slow = attn.forward_explicit(&x, Some(&rope));
+        assert_eq!(fast.size(), vec![3, 10, 64]);
+        assert!(
+            max_abs_diff(&fast, &slow) < 1e-5,
+            "{}",
+            max_abs_diff(&fast, &slow)
+        );
+    }
+
+    #[test]
+    fn sdpa_matches_explicit_attention_in_bf16_within_bf16_precision() {
+        tch::manual_seed(2);
+        let vs = nn::VarStore::new(tch::Device::Cpu);
+        let attn = Attention::new(vs.root() / "attn", 32, 8, 4);
+        let x = Tensor::randn([2, 7, 32], (Kind::Float, tch::Device::Cpu)).to_kind(Kind::BFloat16);
+        let fast = attn.forward(&x, None);
+        let slow = attn.forward_explicit(&x, None);
+        assert_eq!(fast.kind(), Kind::BFloat16);
+        assert!(
+            max_abs_diff(&fast, &slow) < 5e-2,
+            "{}",
+            max_abs_diff(&fast, &slow)
+        );
+    }
+}

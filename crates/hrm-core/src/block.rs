@@ -1,0 +1,54 @@
+//! The post-norm transformer block, as `HierarchicalReasoningModel_ACTV1Block` in the
+//! reference's `models/hrm/hrm_act_v1.py`.
+//!
+//! `h = rms(h + attn(h)); h = rms(h + swiglu(h))`: the norm comes after each residual sum
+//! (post-norm, unlike most modern transformers), and RMSNorm has no weight.
+
+use tch::{nn, Tensor};
+
+use crate::attention::Attention;
+use crate::rms_norm::rms_norm;
+use crate::rope::Rope;
+use crate::swiglu::SwiGlu;
+
+/// Sizes a block needs.
+#[derive(Debug, Clone, Copy)]
+pub struct BlockDims {
+    /// Hidden width `H`.
+    pub hidden_size: i64,
+    /// Attention heads.
+    pub num_heads: i64,
+    /// SwiGLU expansion.
+    pub expansion: f64,
+    /// RMSNorm epsilon.
+    pub rms_norm_eps: f64,
+}
+
+/// One attention + SwiGLU block with post-norm residuals.
+#[derive(Debug)]
+pub struct Block {
+    /// `p/self_attn`.
+    pub self_attn: Attention,
+    /// `p/mlp`.
+    pub mlp: SwiGlu,
+    eps: f64,
+}
+
+impl Block {
+    /// Creates `p/self_attn/...` and `p/mlp/...`.
+    pub fn new(p: nn::Path, d: BlockDims) -> Self {
+        let head_dim = d.hidden_size / d.num_heads;
+        Block {
+            self_attn: Attention::new(&p / "self_attn", d.hidden_size, head_dim, d.num_heads),
+            mlp: SwiGlu::new(&p / "mlp", d.hidden_size, d.expansion),
+            eps: d.rms_norm_eps,
+        }
+    }
+
+    /// # Shapes
+    /// `h: [b, T, H]` -> `[b, T, H]`.
+    pub fn forward(&self, h: &Tensor, rope: Option<&Rope>) -> Tensor {
+        let h = rms_norm(&(h + self.self_attn.forward(h, rope)), self.eps);
+        rms_norm(&(&h + self.mlp.forward(&h)), self.eps)
+    }
+}

@@ -1,0 +1,425 @@
+//! The HRM model configuration, with the reference's field names.
+//!
+//! Mirrors `HierarchicalReasoningModel_ACTV1Config` in the reference's
+//! `models/hrm/hrm_act_v1.py`. Keys are read and written with the reference's spelling
+//! (`H_cycles`, `L_layers`, ...) so a config moves between the two implementations; the
+//! snake-case Rust spelling (`h_cycles`) is accepted as an alias. Unknown keys are errors, and
+//! [`HrmConfig::validate`] rejects impossible values naming the key.
+
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{CoreError, Result};
+
+/// How positions are encoded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PosEncoding {
+    /// Rotary embeddings on queries and keys (rotate-half convention).
+    Rope,
+    /// A learned `[T, H]` table added to the input embedding, scaled by 1/sqrt(2).
+    Learned,
+    /// No position information (only meaningful for token-mixing MLPs, as in TRM's `mlp_t`).
+    None,
+}
+
+/// The dtype the forward pass runs in. Parameters always stay in float32.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ForwardDtype {
+    /// IEEE float32.
+    #[serde(rename = "float32", alias = "f32")]
+    Float32,
+    /// bfloat16 (the reference's default on CUDA).
+    #[serde(rename = "bfloat16", alias = "bf16")]
+    Bfloat16,
+}
+
+impl ForwardDtype {
+    /// The libtorch kind.
+    pub fn kind(self) -> tch::Kind {
+        match self {
+            ForwardDtype::Float32 => tch::Kind::Float,
+            ForwardDtype::Bfloat16 => tch::Kind::BFloat16,
+        }
+    }
+
+    /// The name used in configs (`float32`, `bfloat16`).
+    pub fn name(self) -> &'static str {
+        match self {
+            ForwardDtype::Float32 => "float32",
+            ForwardDtype::Bfloat16 => "bfloat16",
+        }
+    }
+}
+
+/// HRM model settings; field names follow the reference config (see `docs/configs.md`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HrmConfig {
+    /// Batch size of the reference config. Accepted for compatibility and ignored: the batch
+    /// size comes from the data.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub batch_size: Option<usize>,
+    /// Tokens per example (`S`), without puzzle positions.
+    pub seq_len: usize,
+    /// Width of the per-puzzle embedding (`Dp`); 0 disables it.
+    #[serde(default)]
+    pub puzzle_emb_ndim: usize,
+    /// Number of puzzle identifiers (rows of the puzzle table), including the blank id 0.
+    pub num_puzzle_identifiers: usize,
+    /// Vocabulary size (`V`).
+    pub vocab_size: usize,
+    /// Outer (slow) cycles; `H_cycles` in the reference. At least 1.
+    #[serde(rename = "H_cycles", alias = "h_cycles")]
+    pub h_cycles: usize,
+    /// Inner (fast) cycles per outer cycle; `L_cycles` in the reference. At least 1.
+    #[serde(rename = "L_cycles", alias = "l_cycles")]
+    pub l_cycles: usize,
+    /// Blocks in the high-level module; `H_layers` in the reference.
+    #[serde(rename = "H_layers", alias = "h_layers")]
+    pub h_layers: usize,
+    /// Blocks in the low-level module; `L_layers` in the reference.
+    #[serde(rename = "L_layers", alias = "l_layers")]
+    pub l_layers: usize,
+    /// Hidden width (`H`).
+    pub hidden_size: usize,
+    /// SwiGLU expansion factor; the inner width is `256 * ceil(round(expansion * H * 2/3) / 256)`.
+    pub expansion: f64,
+    /// Attention heads (`nh`); must divide `hidden_size`.
+    pub num_heads: usize,
+    /// Position encoding.
+    pub pos_encodings: PosEncoding,
+    /// RMSNorm epsilon (reference default 1e-5).
+    #[serde(default = "default_rms_norm_eps")]
+    pub rms_norm_eps: f64,
+    /// RoPE base (reference default 10000).
+    #[serde(default = "default_rope_theta")]
+    pub rope_theta: f64,
+    /// Maximum ACT steps (`K`).
+    pub halt_max_steps: usize,
+    /// Probability of drawing a random minimum number of steps in training.
+    pub halt_exploration_prob: f64,
+    /// Dtype of the forward pass.
+    #[serde(default = "default_forward_dtype")]
+    pub forward_dtype: ForwardDtype,
+}
+
+fn default_rms_norm_eps() -> f64 {
+    1e-5
+}
+fn default_rope_theta() -> f64 {
+    10000.0
+}
+fn default_forward_dtype() -> ForwardDtype {
+    ForwardDtype::Bfloat16
+}
+
+/// `256 * ceil(round(expansion * width * 2 / 3) / 256)`: the SwiGLU inner width of the
+/// reference, with Python's round-half-to-even.
+pub fn swiglu_intermediate_size(width: usize, expansion: f64) -> usize {
+    let raw = (expansion * width as f64 * 2.0 / 3.0).round_ties_even() as usize;
+    raw.div_ceil(256) * 256
+}
+
+impl HrmConfig {
+    /// The `tiny` preset: hidden 128, 4 heads, 2+2 layers, 2x2 cycles, Sudoku sizes (seq_len 81,
+    /// vocab 11), RoPE, puzzle_emb_ndim = hidden, halt_max_steps 16, float32.
+    pub fn tiny() -> Self {
+        Self::preset(128, 4, 2)
+    }
+
+    /// The `small` preset: hidden 256, 4 heads, 4+4 layers.
+    pub fn small() -> Self {
+        Self::preset(256, 4, 4)
+    }
+
+    /// The `paper` preset: hidden 512, 8 heads, 4+4 layers (the reference's Sudoku model).
+    pub fn paper() -> Self {
+        Self::preset(512, 8, 4)
+    }
+
+    fn preset(hidden: usize, heads: usize, layers: usize) -> Self {
+        HrmConfig {
+            batch_size: None,
+            seq_len: 81,
+            puzzle_emb_ndim: hidden,
+            num_puzzle_identifiers: 1,
+            vocab_size: 11,
+            h_cycles: 2,
+            l_cycles: 2,
+            h_layers: layers,
+            l_layers: layers,
+            hidden_size: hidden,
+            expansion: 4.0,
+            num_heads: heads,
+            pos_encodings: PosEncoding::Rope,
+            rms_norm_eps: 1e-5,
+            rope_theta: 10000.0,
+            halt_max_steps: 16,
+            halt_exploration_prob: 0.1,
+            forward_dtype: ForwardDtype::Float32,
+        }
+    }
+
+    /// Parses a JSON config and validates it.
+    ///
+    /// # Errors
+    /// [`CoreError::ConfigParse`] for syntax errors, unknown keys and wrong types (the message
+    /// names the key); [`CoreError::Config`] for impossible values.
+    pub fn from_json_str(text: &str) -> Result<Self> {
+        let cfg: Self = serde_json::from_str(text).map_err(|e| CoreError::ConfigParse {
+            source_name: "<json>".into(),
+            message: e.to_string(),
+        })?;
+        cfg.validate()?;
+        Ok(cfg)
+    }
+
+    /// Parses a TOML config and validates it. Errors as [`HrmConfig::from_json_str`].
+    pub fn from_toml_str(text: &str) -> Result<Self> {
+        let cfg: Self = toml::from_str(text).map_err(|e| CoreError::ConfigParse {
+            source_name: "<toml>".into(),
+            message: e.to_string(),
+        })?;
+        cfg.validate()?;
+        Ok(cfg)
+    }
+
+    /// Reads a `.json` or `.toml` config file and validates it.
+    ///
+    /// # Errors
+    /// [`CoreError::Io`] when the file cannot be read, otherwise as
+    /// [`HrmConfig::from_json_str`], with the file name in the message.
+    pub fn from_path(path: &Path) -> Result<Self> {
+        let text = std::fs::read_to_string(path).map_err(|source| CoreError::Io {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        let is_json = path.extension().is_some_and(|e| e == "json");
+        let parsed = if is_json {
+            Self::from_json_str(&text)
+        } else {
+            Self::from_toml_str(&text)
+        };
+        parsed.map_err(|e| match e {
+            CoreError::ConfigParse { message, .. } => CoreError::ConfigParse {
+                source_name: path.display().to_string(),
+                message,
+            },
+            other => other,
+        })
+    }
+
+    /// Checks every value, naming the first impossible key.
+    ///
+    /// # Errors
+    /// [`CoreError::Config`] with the key: zero sizes or cycles, `hidden_size` not divisible by
+    /// `num_heads`, an odd head dimension with RoPE, a non-positive epsilon or expansion, an
+    /// exploration probability outside [0, 1], a puzzle embedding without identifiers.
+    pub fn validate(&self) -> Result<()> {
+        let positive = [
+            ("seq_len", self.seq_len),
+            ("vocab_size", self.vocab_size),
+            ("H_cycles", self.h_cycles),
+            ("L_cycles", self.l_cycles),
+            ("H_layers", self.h_layers),
+            ("L_layers", self.l_layers),
+            ("hidden_size", self.hidden_size),
+            ("num_heads", self.num_heads),
+            ("halt_max_steps", self.halt_max_steps),
+        ];
+        for (key, value) in positive {
+            if value == 0 {
+                return Err(CoreError::Config {
+                    key,
+                    reason: "must be at least 1".into(),
+                });
+            }
+        }
+        validate_common(&CommonDims {
+            hidden_size: self.hidden_size,
+            num_heads: self.num_heads,
+            expansion: self.expansion,
+            rms_norm_eps: self.rms_norm_eps,
+            rope_theta: self.rope_theta,
+            pos_encodings: self.pos_encodings,
+            halt_exploration_prob: self.halt_exploration_prob,
+            puzzle_emb_ndim: self.puzzle_emb_ndim,
+            num_puzzle_identifiers: self.num_puzzle_identifiers,
+        })
+    }
+
+    /// Width of one attention head (`d = H / nh`).
+    pub fn head_dim(&self) -> usize {
+        self.hidden_size / self.num_heads
+    }
+
+    /// Number of prepended puzzle positions, `P = ceil(Dp / H)`.
+    pub fn puzzle_emb_len(&self) -> usize {
+        self.puzzle_emb_ndim.div_ceil(self.hidden_size)
+    }
+
+    /// Sequence length of the recurrent state, `T = S + P`.
+    pub fn total_seq_len(&self) -> usize {
+        self.seq_len + self.puzzle_emb_len()
+    }
+
+    /// SwiGLU inner width `I`.
+    pub fn mlp_intermediate_size(&self) -> usize {
+        swiglu_intermediate_size(self.hidden_size, self.expansion)
+    }
+
+    /// The factor applied to the input embedding, `sqrt(H)` rounded to float32.
+    pub fn embed_scale(&self) -> f64 {
+        f64::from((self.hidden_size as f32).sqrt())
+    }
+}
+
+/// The values every HRM-family config checks the same way.
+pub(crate) struct CommonDims {
+    pub hidden_size: usize,
+    pub num_heads: usize,
+    pub expansion: f64,
+    pub rms_norm_eps: f64,
+    pub rope_theta: f64,
+    pub pos_encodings: PosEncoding,
+    pub halt_exploration_prob: f64,
+    pub puzzle_emb_ndim: usize,
+    pub num_puzzle_identifiers: usize,
+}
+
+pub(crate) fn validate_common(d: &CommonDims) -> Result<()> {
+    if d.hidden_size % d.num_heads != 0 {
+        return Err(CoreError::Config {
+            key: "hidden_size",
+            reason: format!(
+                "{} is not divisible by num_heads = {}",
+                d.hidden_size, d.num_heads
+            ),
+        });
+    }
+    if d.pos_encodings == PosEncoding::Rope && (d.hidden_size / d.num_heads) % 2 != 0 {
+        return Err(CoreError::Config {
+            key: "num_heads",
+            reason: format!(
+                "RoPE needs an even head dimension, hidden_size / num_heads = {}",
+                d.hidden_size / d.num_heads
+            ),
+        });
+    }
+    if !(d.expansion.is_finite() && d.expansion > 0.0) {
+        return Err(CoreError::Config {
+            key: "expansion",
+            reason: format!("must be > 0, got {}", d.expansion),
+        });
+    }
+    if !(d.rms_norm_eps.is_finite() && d.rms_norm_eps > 0.0) {
+        return Err(CoreError::Config {
+            key: "rms_norm_eps",
+            reason: format!("must be > 0, got {}", d.rms_norm_eps),
+        });
+    }
+    if !(d.rope_theta.is_finite() && d.rope_theta > 0.0) {
+        return Err(CoreError::Config {
+            key: "rope_theta",
+            reason: format!("must be > 0, got {}", d.rope_theta),
+        });
+    }
+    if !(0.0..=1.0).contains(&d.halt_exploration_prob) {
+        return Err(CoreError::Config {
+            key: "halt_exploration_prob",
+            reason: format!("must be in [0, 1], got {}", d.halt_exploration_prob),
+        });
+    }
+    if d.puzzle_emb_ndim > 0 && d.num_puzzle_identifiers == 0 {
+        return Err(CoreError::Config {
+            key: "num_puzzle_identifiers",
+            reason: "must be at least 1 when puzzle_emb_ndim > 0".into(),
+        });
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn swiglu_size_rounds_half_to_even_then_up_to_256() {
+        assert_eq!(swiglu_intermediate_size(64, 4.0), 256);
+        assert_eq!(swiglu_intermediate_size(96, 2.5), 256);
+        assert_eq!(swiglu_intermediate_size(512, 4.0), 1536);
+        // 97 positions (TRM's mlp_t width): 258.67 -> 259 -> 512.
+        assert_eq!(swiglu_intermediate_size(97, 4.0), 512);
+        // 1.5 * 3 * 2/3 = 3.0 exactly; 0.75 * 3 * 2/3 = 1.5 rounds to 2 (even).
+        assert_eq!(swiglu_intermediate_size(3, 0.75), 256);
+    }
+
+    #[test]
+    fn reads_reference_keys_and_derives_sizes() {
+        let text = r#"{"batch_size": 4, "seq_len": 81, "puzzle_emb_ndim": 96, "num_puzzle_identifiers": 3,
+            "vocab_size": 11, "H_cycles": 3, "L_cycles": 2, "H_layers": 2, "L_layers": 2,
+            "hidden_size": 64, "expansion": 4.0, "num_heads": 2, "pos_encodings": "rope",
+            "rms_norm_eps": 1e-05, "rope_theta": 10000.0, "halt_max_steps": 4,
+            "halt_exploration_prob": 0.0, "forward_dtype": "float32"}"#;
+        let cfg = HrmConfig::from_json_str(text).expect("valid config");
+        assert_eq!(cfg.h_cycles, 3);
+        assert_eq!(cfg.puzzle_emb_len(), 2);
+        assert_eq!(cfg.total_seq_len(), 83);
+        assert_eq!(cfg.head_dim(), 32);
+        assert_eq!(cfg.embed_scale(), 8.0);
+        let back = serde_json::to_string(&cfg).expect("serialises");
+        assert!(back.contains("\"H_cycles\":3"), "{back}");
+    }
+
+    #[test]
+    fn unknown_key_is_an_error_naming_it() {
+        let mut text = toml::to_string(&HrmConfig::tiny()).expect("serialises");
+        text.push_str("hiden_size = 3\n");
+        match HrmConfig::from_toml_str(&text) {
+            Err(CoreError::ConfigParse { message, .. }) => {
+                assert!(message.contains("hiden_size"), "{message}")
+            }
+            other => panic!("expected a parse error, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn impossible_values_name_the_key() {
+        let mut cfg = HrmConfig::tiny();
+        cfg.num_heads = 3;
+        assert!(matches!(
+            cfg.validate(),
+            Err(CoreError::Config {
+                key: "hidden_size",
+                ..
+            })
+        ));
+        let mut cfg = HrmConfig::tiny();
+        cfg.h_cycles = 0;
+        assert!(matches!(
+            cfg.validate(),
+            Err(CoreError::Config {
+                key: "H_cycles",
+                ..
+            })
+        ));
+        let mut cfg = HrmConfig::tiny();
+        cfg.halt_exploration_prob = 1.5;
+        assert!(matches!(
+            cfg.validate(),
+            Err(CoreError::Config {
+                key: "halt_exploration_prob",
+                ..
+            })
+        ));
+    }
+
+    #[test]
+    fn embed_scale_is_rounded_to_float32() {
+        let mut cfg = HrmConfig::tiny();
+        cfg.hidden_size = 96;
+        assert_eq!(cfg.embed_scale(), 9.797959327697754);
+    }
+}

@@ -1,0 +1,76 @@
+//! Rotary position embeddings, as `RotaryEmbedding`, `rotate_half` and `apply_rotary_pos_emb` in
+//! the reference's `models/layers.py` (RoFormer, Su et al. 2021).
+//!
+//! The rotate-half convention: dimension `i < d/2` is paired with `i + d/2` (not interleaved
+//! pairs). Tables cover all `T` positions, puzzle positions first. They are plain tensors, not
+//! variables, so they never reach a checkpoint (non-persistent buffers in the reference).
+
+use tch::{Device, Kind, Tensor};
+
+/// Precomputed `cos` and `sin` tables, `[T, d]` float32.
+#[derive(Debug)]
+pub struct Rope {
+    /// `cos([freqs, freqs])`, `[T, d]`.
+    pub cos: Tensor,
+    /// `sin([freqs, freqs])`, `[T, d]`.
+    pub sin: Tensor,
+}
+
+impl Rope {
+    /// Tables for `positions` positions of head dimension `head_dim` (even) and base `theta`,
+    /// computed in float32 as the reference does.
+    pub fn new(head_dim: i64, positions: i64, theta: f64, device: Device) -> Self {
+        let opts = (Kind::Float, device);
+        // inv_freq[i] = 1 / theta^(2i/d), exponent in float32.
+        let exponent = Tensor::arange_start_step(0, head_dim, 2, opts) / head_dim as f64;
+        let inv_freq = Tensor::full([1], theta, opts).pow(&exponent).reciprocal();
+        let t = Tensor::arange(positions, opts);
+        let freqs = t.outer(&inv_freq); // [T, d/2]
+        let emb = Tensor::cat(&[&freqs, &freqs], -1); // [T, d]
+        Rope {
+            cos: emb.cos(),
+            sin: emb.sin(),
+        }
+    }
+
+    /// Rotates queries or keys.
+    ///
+    /// # Shapes
+    /// `x: [b, s, nh, d]` with `s <= T` -> same shape and dtype (computed in float32).
+    pub fn apply(&self, x: &Tensor) -> Tensor {
+        let kind = x.kind();
+        let x = x.to_kind(Kind::Float);
+        let s = x.size()[1];
+        let cos = self.cos.narrow(0, 0, s).unsqueeze(-2); // [s, 1, d]
+        let sin = self.sin.narrow(0, 0, s).unsqueeze(-2);
+        (&x * cos + rotate_half(&x) * sin).to_kind(kind)
+    }
+}
+
+/// `[-x[d/2:], x[:d/2]]` along the last axis.
+pub fn rotate_half(x: &Tensor) -> Tensor {
+    let d = x.size().last().copied().unwrap_or(0);
+    let x1 = x.narrow(-1, 0, d / 2);
+    let x2 = x.narrow(-1, d / 2, d - d / 2);
+    Tensor::cat(&[&x2.neg(), &x1], -1)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pairs_dimension_i_with_i_plus_half() {
+        let rope = Rope::new(4, 3, 10000.0, Device::Cpu);
+        // Position 1, head vector e_0: x'_0 = cos(w0), x'_2 = sin(w0) with w0 = 1.
+        let mut x = vec![0f32; 3 * 4];
+        x[4] = 1.0; // position 1, dim 0
+        let x = Tensor::from_slice(&x).view([1, 3, 1, 4]);
+        let y: Vec<f32> = Vec::try_from(rope.apply(&x).view([-1])).expect("f32");
+        assert!((y[4] - 1f32.cos()).abs() < 1e-6);
+        assert!(y[5].abs() < 1e-7);
+        assert!((y[6] - 1f32.sin()).abs() < 1e-6);
+        // Position 0 is the identity.
+        assert!(y[..4].iter().all(|v| *v == 0.0));
+    }
+}

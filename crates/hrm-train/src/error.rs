@@ -1,0 +1,66 @@
+//! The error type of hrm-train's library.
+
+use std::path::PathBuf;
+
+/// Errors from training, evaluation, checkpoints and the golden check.
+#[derive(Debug, thiserror::Error)]
+pub enum TrainError {
+    /// A configuration value is impossible or unknown; `key` as users write it.
+    #[error("config key `{key}`: {reason}")]
+    Config {
+        /// The key.
+        key: String,
+        /// Why it cannot be used.
+        reason: String,
+    },
+    /// Tensors whose shapes do not fit together.
+    #[error("shape mismatch: {0}")]
+    Shape(String),
+    /// A checkpoint that cannot be used (corrupt, truncated, from another model).
+    #[error("checkpoint: {0}")]
+    Checkpoint(String),
+    /// A golden case directory that does not follow the format.
+    #[error("golden case {path}: {reason}")]
+    Golden {
+        /// The case directory or file.
+        path: PathBuf,
+        /// What is wrong.
+        reason: String,
+    },
+    /// A dataset that does not fit the model.
+    #[error("dataset {path}: {reason}")]
+    Dataset {
+        /// The dataset directory.
+        path: PathBuf,
+        /// What does not fit.
+        reason: String,
+    },
+    /// An error from the model.
+    #[error(transparent)]
+    Core(#[from] hrm_core::CoreError),
+    /// An error from the ACT wrapper.
+    #[error(transparent)]
+    Act(#[from] hrm_act::ActError),
+    /// An error reported by libtorch.
+    #[error(transparent)]
+    Torch(#[from] tch::TchError),
+    /// An I/O error with its path.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file or directory.
+        path: PathBuf,
+        /// The underlying error.
+        source: std::io::Error,
+    },
+    /// A JSON file that cannot be parsed.
+    #[error("{path}: {source}")]
+    Json {
+        /// The file.
+        path: PathBuf,
+        /// The parser's error.
+        source: serde_json::Error,
+    },
+}
+
+/// Shorthand for results in this crate.
+pub type Result<T, E = TrainError> = std::result::Result<T, E>;

@@ -1,0 +1,201 @@
+//! The golden check: reproduce the reference's numbers for every case directory in the format of
+//! `shared/golden/README.md` (HRM) and `shared/golden-trm/README.md` (TRM), and report the worst
+//! error per tolerance group with PASS or FAIL.
+//!
+//! A case fails when any expected tensor is out of tolerance, has another shape, is not
+//! produced, or when a tensor is produced that the case does not expect (for example a continue
+//! target where the model should have none).
+
+pub mod case;
+pub mod compare;
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+pub use case::Case;
+pub use compare::{compare, Group, TensorDiff};
+
+use crate::error::{Result, TrainError};
+
+/// The worst errors of one group over a case.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct GroupReport {
+    /// Tensors compared.
+    pub tensors: usize,
+    /// Largest absolute error.
+    pub max_abs: f64,
+    /// Largest relative error.
+    pub max_rel: f64,
+    /// Largest share of the tolerance used (<= 1 passes; for exact tensors, mismatching elements).
+    pub usage: f64,
+    /// Elements out of tolerance.
+    pub failures: i64,
+    /// The tensor with the largest usage.
+    pub worst: String,
+}
+
+/// The result of one case.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CaseReport {
+    /// Directory name.
+    pub name: String,
+    /// Per group.
+    pub groups: BTreeMap<Group, GroupReport>,
+    /// Problems that are not tolerance failures (missing or unexpected tensors, shapes).
+    pub problems: Vec<String>,
+}
+
+impl CaseReport {
+    /// Whether every tensor matched.
+    pub fn passed(&self) -> bool {
+        self.problems.is_empty() && self.groups.values().all(|g| g.failures == 0)
+    }
+}
+
+impl fmt::Display for CaseReport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{:<28} {}",
+            self.name,
+            if self.passed() { "PASS" } else { "FAIL" }
+        )?;
+        for (group, r) in &self.groups {
+            if *group == Group::Exact {
+                write!(
+                    f,
+                    " | exact {} tensors, {} mismatches",
+                    r.tensors, r.failures
+                )?;
+            } else {
+                write!(
+                    f,
+                    " | {} abs {:.1e} rel {:.1e} ({:.2} of tol)",
+                    group.name(),
+                    r.max_abs,
+                    r.max_rel,
+                    r.usage
+                )?;
+                if r.failures > 0 {
+                    write!(f, " {} out, worst `{}`", r.failures, r.worst)?;
+                }
+            }
+        }
+        for p in &self.problems {
+            write!(f, " | {p}")?;
+        }
+        Ok(())
+    }
+}
+
+/// The case directories under `dir`: `dir` itself when it holds a `config.json`, else every
+/// directory below it that does, sorted.
+///
+/// # Errors
+/// [`TrainError::Golden`] when `dir` cannot be read or holds no case.
+pub fn find_cases(dir: &Path) -> Result<Vec<PathBuf>> {
+    fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
+        if dir.join("config.json").is_file() {
+            out.push(dir.to_path_buf());
+            return Ok(());
+        }
+        let mut entries: Vec<PathBuf> = std::fs::read_dir(dir)?
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .collect();
+        entries.sort();
+        for path in entries {
+            if path.is_dir() {
+                walk(&path, out)?;
+            }
+        }
+        Ok(())
+    }
+    let mut cases = Vec::new();
+    walk(dir, &mut cases).map_err(|e| TrainError::Golden {
+        path: dir.to_path_buf(),
+        reason: e.to_string(),
+    })?;
+    if cases.is_empty() {
+        return Err(TrainError::Golden {
+            path: dir.to_path_buf(),
+            reason: "no case directories (none holds a config.json)".into(),
+        });
+    }
+    Ok(cases)
+}
+
+/// Checks one case directory.
+///
+/// # Errors
+/// When the case cannot be read or the model cannot run on it (a malformed case); tolerance
+/// failures are reported in the [`CaseReport`], not as errors.
+pub fn check_case(dir: &Path) -> Result<CaseReport> {
+    let case = Case::read(dir)?;
+    let actual = case.produce()?;
+    let name = dir
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| dir.display().to_string());
+    let mut groups: BTreeMap<Group, GroupReport> = BTreeMap::new();
+    let mut problems = Vec::new();
+    let mut missing = Vec::new();
+    for (tensor_name, expected) in &case.expected {
+        let Some(got) = actual.get(tensor_name) else {
+            missing.push(tensor_name.clone());
+            continue;
+        };
+        if got.size() != expected.size() {
+            problems.push(format!(
+                "`{tensor_name}` has shape {:?}, expected {:?}",
+                got.size(),
+                expected.size()
+            ));
+            continue;
+        }
+        let group = Group::of(tensor_name, expected.kind());
+        let diff = compare(got, expected, group);
+        let r = groups.entry(group).or_default();
+        r.tensors += 1;
+        r.max_abs = r.max_abs.max(diff.max_abs);
+        r.max_rel = r.max_rel.max(diff.max_rel);
+        r.failures += diff.failures;
+        if diff.usage > r.usage || r.worst.is_empty() {
+            r.usage = r.usage.max(diff.usage);
+            r.worst = tensor_name.clone();
+        }
+    }
+    if !missing.is_empty() {
+        problems.push(format!(
+            "{} expected tensors not produced: {}",
+            missing.len(),
+            abbreviate(&missing)
+        ));
+    }
+    let extra: Vec<String> = actual
+        .keys()
+        .filter(|n| !case.expected.contains_key(*n))
+        .cloned()
+        .collect();
+    if !extra.is_empty() {
+        problems.push(format!(
+            "{} tensors produced that the case does not expect: {}",
+            extra.len(),
+            abbreviate(&extra)
+        ));
+    }
+    Ok(CaseReport {
+        name,
+        groups,
+        problems,
+    })
+}
+
+fn abbreviate(names: &[String]) -> String {
+    let shown: Vec<&str> = names.iter().take(4).map(String::as_str).collect();
+    if names.len() > 4 {
+        format!("{} ...", shown.join(", "))
+    } else {
+        shown.join(", ")
+    }
+}
