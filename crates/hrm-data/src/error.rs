@@ -10,26 +10,25 @@ use std::path::{Path, PathBuf};
 #[derive(Debug, thiserror::Error)]
 pub enum DataError {
     // ---- Files ----
-    /// An I/O error on a named file or directory.
-    #[error("{path}: {source}")]
+    /// An I/O error on a named file or directory. (The underlying error is part of the message,
+    /// not a separate `source()`, so error chains print it once.)
+    #[error("{path}: {error}")]
     Io {
         /// The file or directory being read or written.
         path: PathBuf,
         /// The underlying error.
-        #[source]
-        source: std::io::Error,
+        error: std::io::Error,
     },
     /// An I/O error where no single path applies (a pipe, a thread).
     #[error(transparent)]
     IoOther(#[from] std::io::Error),
     /// A JSON file that does not parse, or does not have the expected structure.
-    #[error("{path}: invalid JSON: {source}")]
+    #[error("{path}: invalid JSON: {error}")]
     Json {
         /// The JSON file.
         path: PathBuf,
         /// The parser's error, with line and column.
-        #[source]
-        source: serde_json::Error,
+        error: serde_json::Error,
     },
     /// A JSON error where no file is involved (serialising to memory).
     #[error(transparent)]
@@ -184,18 +183,18 @@ pub enum DataError {
 
 impl DataError {
     /// Wraps an I/O error with the path it concerns.
-    pub fn io(path: impl AsRef<Path>, source: std::io::Error) -> Self {
+    pub fn io(path: impl AsRef<Path>, error: std::io::Error) -> Self {
         DataError::Io {
             path: path.as_ref().to_path_buf(),
-            source,
+            error,
         }
     }
 
     /// Wraps a JSON error with the file it concerns.
-    pub fn json(path: impl AsRef<Path>, source: serde_json::Error) -> Self {
+    pub fn json(path: impl AsRef<Path>, error: serde_json::Error) -> Self {
         DataError::Json {
             path: path.as_ref().to_path_buf(),
-            source,
+            error,
         }
     }
 

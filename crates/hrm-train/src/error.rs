@@ -41,6 +41,9 @@ pub enum TrainError {
     /// An error from the ACT wrapper.
     #[error(transparent)]
     Act(#[from] hrm_act::ActError),
+    /// An error from the data crate.
+    #[error(transparent)]
+    Data(#[from] hrm_data::DataError),
     /// An error reported by libtorch.
     #[error(transparent)]
     Torch(#[from] tch::TchError),

@@ -1,10 +1,19 @@
 //! Training, evaluation and tools for HRM-family models.
 
 pub mod arch;
+pub mod bench_setup;
+pub mod checkpoint;
 pub mod cli;
+pub mod config;
+pub mod device;
 pub mod error;
+pub mod eval;
 pub mod golden;
 pub mod optim;
+pub mod outputs;
+pub mod run_dir;
 pub mod schedule;
+pub mod step;
+pub mod trainer;
 
 pub use error::{Result, TrainError};

@@ -38,10 +38,16 @@ impl Board {
     /// `cells` is not `size * size` long; [`DataError::PuzzleChar`] for a digit above `size`.
     pub fn new(size: usize, cells: Vec<u8>) -> Result<Board> {
         if size != 4 && size != 9 {
-            return Err(DataError::option("size", format!("Sudoku side must be 4 or 9, not {size}")));
+            return Err(DataError::option(
+                "size",
+                format!("Sudoku side must be 4 or 9, not {size}"),
+            ));
         }
         if cells.len() != size * size {
-            return Err(DataError::PuzzleLength { expected: format!("{}", size * size), found: cells.len() });
+            return Err(DataError::PuzzleLength {
+                expected: format!("{}", size * size),
+                found: cells.len(),
+            });
         }
         if let Some(i) = cells.iter().position(|&d| usize::from(d) > size) {
             return Err(DataError::PuzzleChar {
@@ -124,7 +130,10 @@ impl Board {
 
     /// One line, `.` for blanks (the reference CSV's `question` format).
     pub fn to_line(&self) -> String {
-        self.cells.iter().map(|&d| if d == 0 { '.' } else { char::from(b'0' + d) }).collect()
+        self.cells
+            .iter()
+            .map(|&d| if d == 0 { '.' } else { char::from(b'0' + d) })
+            .collect()
     }
 
     /// The board as text with box separators, `.` for blanks:
@@ -155,7 +164,14 @@ impl Board {
 
     /// Solves the board, counting up to `limit` solutions.
     pub fn solve(&self, limit: usize) -> SolveResult {
-        solver::solve_cells(self.size, &self.cells, limit, Deductions::Singles, None, None)
+        solver::solve_cells(
+            self.size,
+            &self.cells,
+            limit,
+            Deductions::Singles,
+            None,
+            None,
+        )
     }
 
     /// The unique solution.
@@ -177,7 +193,11 @@ impl Board {
     /// The search counters of a full uniqueness proof with singles (see [`Rating`]).
     pub fn rate(&self) -> Rating {
         let r = self.solve(2);
-        Rating { givens: self.givens(), guesses: r.stats.guesses, backtracks: r.stats.backtracks }
+        Rating {
+            givens: self.givens(),
+            guesses: r.stats.guesses,
+            backtracks: r.stats.backtracks,
+        }
     }
 }
 
@@ -208,17 +228,36 @@ fn alphabet(size: usize) -> String {
 /// naming the row, column or box where a digit repeats.
 pub fn parse_puzzle(text: &str) -> Result<Board> {
     let chars: Vec<char> = text.chars().filter(|c| !c.is_whitespace()).collect();
-    if let Some(i) = chars.iter().position(|c| !(c.is_ascii_digit() || *c == '.')) {
-        return Err(DataError::PuzzleChar { position: i + 1, found: chars[i], alphabet: alphabet(9) });
+    if let Some(i) = chars
+        .iter()
+        .position(|c| !(c.is_ascii_digit() || *c == '.'))
+    {
+        return Err(DataError::PuzzleChar {
+            position: i + 1,
+            found: chars[i],
+            alphabet: alphabet(9),
+        });
     }
     let size = match chars.len() {
         81 => 9,
         16 => 4,
-        found => return Err(DataError::PuzzleLength { expected: "81 (9x9) or 16 (4x4)".into(), found }),
+        found => {
+            return Err(DataError::PuzzleLength {
+                expected: "81 (9x9) or 16 (4x4)".into(),
+                found,
+            })
+        }
     };
-    let cells: Vec<u8> = chars.iter().map(|&c| if c == '.' { 0 } else { c as u8 - b'0' }).collect();
+    let cells: Vec<u8> = chars
+        .iter()
+        .map(|&c| if c == '.' { 0 } else { c as u8 - b'0' })
+        .collect();
     if let Some(i) = cells.iter().position(|&d| usize::from(d) > size) {
-        return Err(DataError::PuzzleChar { position: i + 1, found: chars[i], alphabet: alphabet(size) });
+        return Err(DataError::PuzzleChar {
+            position: i + 1,
+            found: chars[i],
+            alphabet: alphabet(size),
+        });
     }
     let board = Board { size, cells };
     if let Some((digit, unit)) = board.first_conflict() {
@@ -245,15 +284,25 @@ pub(crate) fn encode_board_u8(board: &Board) -> Vec<u8> {
 /// side other than 4 or 9.
 pub fn decode_tokens(tokens: &[i32], size: usize) -> Result<Board> {
     if size != 4 && size != 9 {
-        return Err(DataError::option("size", format!("Sudoku side must be 4 or 9, not {size}")));
+        return Err(DataError::option(
+            "size",
+            format!("Sudoku side must be 4 or 9, not {size}"),
+        ));
     }
     if tokens.len() != size * size {
-        return Err(DataError::PuzzleLength { expected: format!("{}", size * size), found: tokens.len() });
+        return Err(DataError::PuzzleLength {
+            expected: format!("{}", size * size),
+            found: tokens.len(),
+        });
     }
     let mut cells = Vec::with_capacity(tokens.len());
     for (i, &t) in tokens.iter().enumerate() {
         if t < 0 || t > size as i32 + 1 {
-            return Err(DataError::Token { position: i, token: i64::from(t), expected: format!("0-{}", size + 1) });
+            return Err(DataError::Token {
+                position: i,
+                token: i64::from(t),
+                expected: format!("0-{}", size + 1),
+            });
         }
         cells.push(if t <= 1 { 0 } else { (t - 1) as u8 });
     }
@@ -286,7 +335,11 @@ pub fn check_solution(puzzle: &Board, solution: &Board) -> SudokuVerdict {
     assert_eq!(puzzle.size, solution.size, "boards of different sides");
     SudokuVerdict {
         valid_rules: solution.first_conflict().is_none(),
-        agrees_with_givens: puzzle.cells.iter().zip(&solution.cells).all(|(&p, &s)| p == 0 || p == s),
+        agrees_with_givens: puzzle
+            .cells
+            .iter()
+            .zip(&solution.cells)
+            .all(|(&p, &s)| p == 0 || p == s),
         complete: solution.is_complete(),
     }
 }
@@ -295,25 +348,57 @@ pub fn check_solution(puzzle: &Board, solution: &Board) -> SudokuVerdict {
 mod tests {
     use super::*;
 
-    const PUZZLE: &str = "53..7....6..195....98....6.8...6...34..8.3..17...2...6.6....28....419..5....8..79";
-    const SOLUTION: &str = "534678912672195348198342567859761423426853791713924856961537284287419635345286179";
+    const PUZZLE: &str =
+        "53..7....6..195....98....6.8...6...34..8.3..17...2...6.6....28....419..5....8..79";
+    const SOLUTION: &str =
+        "534678912672195348198342567859761423426853791713924856961537284287419635345286179";
 
     #[test]
     fn parse_errors_are_precise() {
-        assert!(matches!(parse_puzzle(&PUZZLE[..80]), Err(DataError::PuzzleLength { found: 80, .. })));
+        assert!(matches!(
+            parse_puzzle(&PUZZLE[..80]),
+            Err(DataError::PuzzleLength { found: 80, .. })
+        ));
         let bad = format!("{}x{}", &PUZZLE[..10], &PUZZLE[11..]);
-        assert!(matches!(parse_puzzle(&bad), Err(DataError::PuzzleChar { position: 11, found: 'x', .. })));
+        assert!(matches!(
+            parse_puzzle(&bad),
+            Err(DataError::PuzzleChar {
+                position: 11,
+                found: 'x',
+                ..
+            })
+        ));
         let five = "5...............";
-        assert!(matches!(parse_puzzle(five), Err(DataError::PuzzleChar { position: 1, found: '5', .. })));
+        assert!(matches!(
+            parse_puzzle(five),
+            Err(DataError::PuzzleChar {
+                position: 1,
+                found: '5',
+                ..
+            })
+        ));
         // Column conflict: 5 at r1c1 and r2c1.
         let col = format!("5........5{}", &".".repeat(71));
-        assert_eq!(parse_puzzle(&col).unwrap_err().to_string(), "digit 5 appears twice in column 1");
+        assert_eq!(
+            parse_puzzle(&col).unwrap_err().to_string(),
+            "digit 5 appears twice in column 1"
+        );
         // Box conflict only.
         let bx = format!("5.........5{}", &".".repeat(70));
-        assert_eq!(parse_puzzle(&bx).unwrap_err().to_string(), "digit 5 appears twice in box 1");
+        assert_eq!(
+            parse_puzzle(&bx).unwrap_err().to_string(),
+            "digit 5 appears twice in box 1"
+        );
         // Whitespace and 0 are fine.
-        let spaced: String = PUZZLE.replace('.', "0").chars().flat_map(|c| [c, ' ']).collect();
-        assert_eq!(parse_puzzle(&spaced).unwrap(), parse_puzzle(PUZZLE).unwrap());
+        let spaced: String = PUZZLE
+            .replace('.', "0")
+            .chars()
+            .flat_map(|c| [c, ' '])
+            .collect();
+        assert_eq!(
+            parse_puzzle(&spaced).unwrap(),
+            parse_puzzle(PUZZLE).unwrap()
+        );
     }
 
     #[test]
@@ -323,8 +408,18 @@ mod tests {
         assert_eq!(t[0], 6);
         assert_eq!(t[2], BLANK_TOKEN);
         assert_eq!(decode_tokens(&t, 9).unwrap(), b);
-        assert!(matches!(decode_tokens(&[11; 81], 9), Err(DataError::Token { position: 0, token: 11, .. })));
-        assert!(matches!(decode_tokens(&[1; 80], 9), Err(DataError::PuzzleLength { found: 80, .. })));
+        assert!(matches!(
+            decode_tokens(&[11; 81], 9),
+            Err(DataError::Token {
+                position: 0,
+                token: 11,
+                ..
+            })
+        ));
+        assert!(matches!(
+            decode_tokens(&[1; 80], 9),
+            Err(DataError::PuzzleLength { found: 80, .. })
+        ));
     }
 
     #[test]
@@ -344,6 +439,9 @@ mod tests {
     #[test]
     fn grid_text() {
         let b = parse_puzzle("1.3...1..1.....1").unwrap();
-        assert_eq!(b.to_grid_string(), "1 . | 3 .\n. . | 1 .\n----+----\n. 1 | . .\n. . | . 1\n");
+        assert_eq!(
+            b.to_grid_string(),
+            "1 . | 3 .\n. . | 1 .\n----+----\n. 1 | . .\n. . | . 1\n"
+        );
     }
 }

@@ -14,10 +14,6 @@ use crate::rng::{self, DataRng};
 /// The cells, units and peers of a board side.
 #[derive(Debug)]
 pub(crate) struct Geometry {
-    /// Side (4 or 9).
-    pub n: usize,
-    /// Box side (2 or 3).
-    pub b: usize,
     /// `n * n`.
     pub cells: usize,
     /// Rows, then columns, then boxes; each `n` cell indices.
@@ -41,7 +37,11 @@ impl Geometry {
         }
         for bx in 0..n {
             let (r0, c0) = ((bx / b) * b, (bx % b) * b);
-            units.push((0..n).map(|k| ((r0 + k / b) * n + c0 + k % b) as u8).collect());
+            units.push(
+                (0..n)
+                    .map(|k| ((r0 + k / b) * n + c0 + k % b) as u8)
+                    .collect(),
+            );
         }
         let peers = (0..cells)
             .map(|cell| {
@@ -57,7 +57,12 @@ impl Geometry {
                 p
             })
             .collect();
-        Geometry { n, b, cells, units, peers, full: ((1u32 << n) - 1) as u16 }
+        Geometry {
+            cells,
+            units,
+            peers,
+            full: ((1u32 << n) - 1) as u16,
+        }
     }
 }
 
@@ -112,7 +117,11 @@ struct Solver<'a> {
 
 impl State {
     fn new(g: &Geometry) -> State {
-        let mut s = State { cand: [0; 81], value: [0; 81], unsolved: g.cells };
+        let mut s = State {
+            cand: [0; 81],
+            value: [0; 81],
+            unsolved: g.cells,
+        };
         s.cand[..g.cells].fill(g.full);
         s
     }
@@ -139,7 +148,14 @@ impl State {
     }
 
     #[inline]
-    fn place(&mut self, g: &Geometry, cell: usize, d: u8, stack: &mut [u8; 81], top: &mut usize) -> bool {
+    fn place(
+        &mut self,
+        g: &Geometry,
+        cell: usize,
+        d: u8,
+        stack: &mut [u8; 81],
+        top: &mut usize,
+    ) -> bool {
         let bit = 1u16 << (d - 1);
         if self.value[cell] != 0 {
             return self.value[cell] == d;
@@ -190,7 +206,8 @@ impl State {
                 while hidden != 0 {
                     let bit = hidden & hidden.wrapping_neg();
                     hidden &= hidden - 1;
-                    let Some(&cell) = unit.iter().find(|&&c| self.cand[c as usize] & bit != 0) else {
+                    let Some(&cell) = unit.iter().find(|&&c| self.cand[c as usize] & bit != 0)
+                    else {
                         return false;
                     };
                     if self.value[cell as usize] == 0 {
@@ -291,7 +308,11 @@ pub(crate) fn solve_cells(
 ) -> SolveResult {
     let g = geometry(n);
     debug_assert_eq!(cells.len(), g.cells);
-    let none = SolveResult { solutions: 0, solution: None, stats: SearchStats::default() };
+    let none = SolveResult {
+        solutions: 0,
+        solution: None,
+        stats: SearchStats::default(),
+    };
     let mut s = State::new(g);
     for (cell, &d) in cells.iter().enumerate() {
         if d != 0 && !s.assign(g, cell, d) {
@@ -313,7 +334,15 @@ pub(crate) fn solve_cells(
             }
         }
     }
-    let mut solver = Solver { g, deductions, stats: SearchStats::default(), limit, solutions: 0, first: None, rng };
+    let mut solver = Solver {
+        g,
+        deductions,
+        stats: SearchStats::default(),
+        limit,
+        solutions: 0,
+        first: None,
+        rng,
+    };
     solver.search(s);
     SolveResult {
         solutions: solver.solutions,
@@ -341,43 +370,61 @@ mod tests {
     use super::*;
 
     fn parse(s: &str) -> Vec<u8> {
-        s.bytes().map(|b| if b == b'.' { 0 } else { b - b'0' }).collect()
+        s.bytes()
+            .map(|b| if b == b'.' { 0 } else { b - b'0' })
+            .collect()
     }
 
     #[test]
     fn solves_a_known_puzzle() {
         // A well-known puzzle with a unique solution.
-        let p = parse("53..7....6..195....98....6.8...6...34..8.3..17...2...6.6....28....419..5....8..79");
+        let p = parse(
+            "53..7....6..195....98....6.8...6...34..8.3..17...2...6.6....28....419..5....8..79",
+        );
         let r = solve_cells(9, &p, 2, Deductions::Singles, None, None);
         assert_eq!(r.solutions, 1);
         let s = r.solution.unwrap();
-        assert_eq!(s.iter().map(|d| (b'0' + d) as char).collect::<String>(), "534678912672195348198342567859761423426853791713924856961537284287419635345286179");
+        assert_eq!(
+            s.iter().map(|d| (b'0' + d) as char).collect::<String>(),
+            "534678912672195348198342567859761423426853791713924856961537284287419635345286179"
+        );
     }
 
     #[test]
     fn counts_ambiguous_and_impossible() {
-        let mut p = parse("53..7....6..195....98....6.8...6...34..8.3..17...2...6.6....28....419..5....8..79");
-        p[0] = 0;
-        p[1] = 0;
-        p[4] = 0;
-        assert_eq!(solve_cells(9, &p, 2, Deductions::Singles, None, None).solutions, 1);
         let empty = vec![0u8; 81];
-        assert_eq!(solve_cells(9, &empty, 2, Deductions::Singles, None, None).solutions, 2);
+        assert_eq!(
+            solve_cells(9, &empty, 2, Deductions::Singles, None, None).solutions,
+            2
+        );
         let mut bad = empty.clone();
         bad[0] = 5;
         bad[80] = 5;
         bad[8] = 5;
-        assert_eq!(solve_cells(9, &bad, 2, Deductions::Singles, None, None).solutions, 0);
+        assert_eq!(
+            solve_cells(9, &bad, 2, Deductions::Singles, None, None).solutions,
+            0
+        );
         // Forbidding the only solution's digit leaves none.
-        let p = parse("53..7....6..195....98....6.8...6...34..8.3..17...2...6.6....28....419..5....8..79");
-        assert_eq!(solve_cells(9, &p, 1, Deductions::Singles, None, Some((2, 4))).solutions, 0);
-        assert_eq!(solve_cells(9, &p, 1, Deductions::Singles, None, Some((2, 5))).solutions, 1);
+        let p = parse(
+            "53..7....6..195....98....6.8...6...34..8.3..17...2...6.6....28....419..5....8..79",
+        );
+        assert_eq!(
+            solve_cells(9, &p, 1, Deductions::Singles, None, Some((2, 4))).solutions,
+            0
+        );
+        assert_eq!(
+            solve_cells(9, &p, 1, Deductions::Singles, None, Some((2, 5))).solutions,
+            1
+        );
     }
 
     #[test]
     fn naked_singles_are_weaker_than_singles() {
         // Both solvers agree on solutions, whatever the deductions.
-        let p = parse("53..7....6..195....98....6.8...6...34..8.3..17...2...6.6....28....419..5....8..79");
+        let p = parse(
+            "53..7....6..195....98....6.8...6...34..8.3..17...2...6.6....28....419..5....8..79",
+        );
         let a = solve_cells(9, &p, 2, Deductions::NakedSingles, None, None);
         let b = solve_cells(9, &p, 2, Deductions::Singles, None, None);
         assert_eq!(a.solution, b.solution);

@@ -45,6 +45,30 @@ impl Ema {
         }
     }
 
+    /// Replaces the shadow values (checkpoint restore); names and shapes must match.
+    ///
+    /// # Errors
+    /// [`TrainError::Checkpoint`] when a name or shape differs.
+    pub fn set_shadow(&mut self, values: &[(String, Tensor)]) -> Result<()> {
+        if values.len() != self.shadow.len() {
+            return Err(TrainError::Checkpoint(format!(
+                "EMA shadow has {} tensors, the model {}",
+                values.len(),
+                self.shadow.len()
+            )));
+        }
+        let _guard = tch::no_grad_guard();
+        for ((name, s), (vname, v)) in self.shadow.iter_mut().zip(values) {
+            if name != vname || s.size() != v.size() {
+                return Err(TrainError::Checkpoint(format!(
+                    "EMA shadow `{vname}` does not fit parameter `{name}`"
+                )));
+            }
+            s.copy_(v);
+        }
+        Ok(())
+    }
+
     /// The shadow values by name.
     pub fn shadow(&self) -> &[(String, Tensor)] {
         &self.shadow

@@ -1,0 +1,620 @@
+//! The Sudoku dataset builder and the import of the reference's CSV layout.
+//!
+//! Mirrors `dataset/build_sudoku_dataset.py` (`convert_subset`, `preprocess_data`): one set
+//! `all` per split; in `train` each source puzzle makes a group of `1 + aug` puzzles (the
+//! original, then `aug` random augmentations), each puzzle one example, every puzzle identifier
+//! 0; `test` has the source puzzles only; `seq_len` 81, `vocab_size` 11, `identifiers.json` is
+//! `["<blank>"]`. Puzzles come from the generator ([`super::generate_puzzle`]) or from
+//! `train.csv` / `test.csv` in the reference's layout (`source,question,answer,rating`), as the
+//! reference reads them from the hub; `train` / `test` then subsample rows (seeded), like the
+//! reference's `subsample_size`.
+//!
+//! What differs: every CSV row is checked (length, characters, the answer obeys the rules and
+//! agrees with the givens, the puzzle has exactly one solution) and a bad row is an error naming
+//! the file and line; generation and augmentation run on rayon with one seeded stream per
+//! puzzle, so the output is the same byte for byte for a seed.
+
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use rayon::prelude::*;
+
+use super::{
+    encode_board_u8, generate_puzzle, Board, Difficulty, GeneratedPuzzle, SudokuAugmentation,
+    SUDOKU_VOCAB_SIZE,
+};
+use crate::csv::CsvReader;
+use crate::error::{DataError, Result};
+use crate::format::{split_metadata, DatasetWriter, SetStats, BLANK_IDENTIFIER};
+use crate::rng::{self, domain};
+use crate::summary::{BuildSummary, SplitSummary};
+
+/// Options of [`build_sudoku`] (the flags of `hrm data build sudoku`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SudokuOptions {
+    /// Output directory.
+    pub out: PathBuf,
+    /// Training puzzles (generated, or rows kept from `train.csv`; 0 keeps every row).
+    pub train: usize,
+    /// Test puzzles (generated, or rows kept from `test.csv`; 0 keeps every row).
+    pub test: usize,
+    /// Augmentations per training puzzle.
+    pub aug: usize,
+    /// Difficulty of generated puzzles (ignored with `csv_dir`).
+    pub difficulty: Difficulty,
+    /// Seed of everything random.
+    pub seed: u64,
+    /// A directory with the reference's `train.csv` and `test.csv` to import instead of
+    /// generating.
+    pub csv_dir: Option<PathBuf>,
+    /// Board side: 9, or 4 for quick experiments.
+    pub size: usize,
+}
+
+impl SudokuOptions {
+    /// The defaults of `hrm data build sudoku`: 1000 train, 1000 test, 1000 augmentations,
+    /// extreme, seed 0, 9x9.
+    pub fn new(out: impl Into<PathBuf>) -> SudokuOptions {
+        SudokuOptions {
+            out: out.into(),
+            train: 1000,
+            test: 1000,
+            aug: 1000,
+            difficulty: Difficulty::Extreme,
+            seed: 0,
+            csv_dir: None,
+            size: 9,
+        }
+    }
+}
+
+/// One row of a reference Sudoku CSV, checked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SudokuCsvRow {
+    /// 1-based line in the file.
+    pub line: usize,
+    /// The `source` column.
+    pub source: String,
+    /// The puzzle (`question`).
+    pub puzzle: Board,
+    /// Its solution (`answer`).
+    pub solution: Board,
+    /// The `rating` column, as written.
+    pub rating: String,
+}
+
+/// Checks the format of one record: field count, lengths, characters, and that the question
+/// repeats no digit in a unit. The solver checks come later ([`check_rows`]).
+fn parse_row(path: &Path, line: usize, fields: Vec<String>, size: usize) -> Result<SudokuCsvRow> {
+    let err = |reason: String| DataError::line(path, line, reason);
+    let [source, question, answer, rating]: [String; 4] =
+        fields.try_into().map_err(|f: Vec<String>| {
+            err(format!(
+                "expected 4 fields (source,question,answer,rating), found {}",
+                f.len()
+            ))
+        })?;
+    let cells = size * size;
+    for (name, text, blanks) in [("question", &question, true), ("answer", &answer, false)] {
+        let n = text.chars().count();
+        if n != cells {
+            return Err(err(format!(
+                "{name} has {n} characters, expected {cells} (a {size}x{size} board)"
+            )));
+        }
+        if let Some((i, c)) = text.chars().enumerate().find(|&(_, c)| {
+            let digit = c.is_ascii_digit() && c != '0' && (c as u8 - b'0') as usize <= size;
+            !(digit || (blanks && c == '.'))
+        }) {
+            let allowed = if blanks {
+                format!("1-{size} or .")
+            } else {
+                format!("1-{size}")
+            };
+            return Err(err(format!(
+                "{name} character {} is {c:?}, expected {allowed}",
+                i + 1
+            )));
+        }
+    }
+    let to_cells = |s: &str| -> Vec<u8> {
+        s.bytes()
+            .map(|b| if b == b'.' { 0 } else { b - b'0' })
+            .collect()
+    };
+    let puzzle = Board::from_cells_unchecked(size, to_cells(&question));
+    let solution = Board::from_cells_unchecked(size, to_cells(&answer));
+    if let Some((digit, unit)) = puzzle.first_conflict() {
+        return Err(err(format!(
+            "puzzle has no solution: digit {digit} appears twice in {unit}"
+        )));
+    }
+    Ok(SudokuCsvRow {
+        line,
+        source,
+        puzzle,
+        solution,
+        rating,
+    })
+}
+
+/// Solves each row's puzzle (in parallel): it must have exactly one solution, and it must be
+/// the row's answer. The error names the first bad row in file order.
+fn check_rows(path: &Path, rows: &[SudokuCsvRow]) -> Result<()> {
+    let bad = rows
+        .par_iter()
+        .filter_map(|r| {
+            let result = r.puzzle.solve(2);
+            let reason = match (result.solutions, result.solution) {
+                (0, _) => "puzzle has no solution".to_string(),
+                (1, Some(s)) if s == r.solution.cells() => return None,
+                (1, Some(s)) => match r.solution.first_conflict() {
+                    Some((digit, unit)) => format!("answer breaks the rules: digit {digit} appears twice in {unit}"),
+                    None => {
+                        let i = (0..s.len()).find(|&i| s[i] != r.solution.cells()[i]).unwrap_or(0);
+                        let n = r.puzzle.size();
+                        format!(
+                            "answer is not the puzzle's solution: cell {} (row {}, column {}) is {} in the answer, {} in the solution",
+                            i + 1,
+                            i / n + 1,
+                            i % n + 1,
+                            r.solution.cells()[i],
+                            s[i]
+                        )
+                    }
+                },
+                _ => "puzzle is ambiguous: it has more than one solution".to_string(),
+            };
+            Some((r.line, reason))
+        })
+        .min_by_key(|(line, _)| *line);
+    match bad {
+        None => Ok(()),
+        Some((line, reason)) => Err(DataError::line(path, line, reason)),
+    }
+}
+
+/// Reads and checks a whole CSV in the reference's layout (`source,question,answer,rating`,
+/// `.` for blanks), 9x9 or 4x4 (the first row decides).
+///
+/// # Errors
+/// [`DataError::Line`] naming the file and line of a row with the wrong number of fields, a
+/// question or answer of the wrong length, a character outside the alphabet, a puzzle with no
+/// or several solutions, or an answer that is not the puzzle's solution;
+/// [`DataError::Io`] if the file cannot be read.
+pub fn read_sudoku_csv(path: &Path) -> Result<Vec<SudokuCsvRow>> {
+    let mut reader = CsvReader::open(path)?;
+    reader.expect_header()?;
+    let mut rows = Vec::new();
+    let mut size = None;
+    while let Some(rec) = reader.next_record()? {
+        let side = *size.get_or_insert_with(|| {
+            if rec.fields.get(1).is_some_and(|q| q.chars().count() == 16) {
+                4
+            } else {
+                9
+            }
+        });
+        rows.push(parse_row(path, rec.line, rec.fields, side)?);
+    }
+    check_rows(path, &rows)?;
+    Ok(rows)
+}
+
+/// Reads `keep` rows of `path` (0 = all), chosen at random with `rng` when the file has more,
+/// in draw order. Every row's format is checked; uniqueness only for the rows kept.
+fn load_csv(
+    path: &Path,
+    keep: usize,
+    size: usize,
+    rng: &mut rng::DataRng,
+) -> Result<Vec<SudokuCsvRow>> {
+    let mut reader = CsvReader::open(path)?;
+    reader.expect_header()?;
+    let mut rows = Vec::new();
+    let mut count = 0;
+    while let Some(rec) = reader.next_record()? {
+        let row = parse_row(path, rec.line, rec.fields, size)?;
+        count += 1;
+        if keep == 0 || count <= keep {
+            rows.push(row);
+        } else if !rows.is_empty() {
+            rows = Vec::new();
+        }
+    }
+    if keep != 0 && count > keep {
+        // Second pass: keep a random subset, like the reference's np.random.choice.
+        let chosen = rng::sample_without_replacement(rng, count, keep);
+        let mut slot = vec![usize::MAX; count];
+        for (pos, &i) in chosen.iter().enumerate() {
+            slot[i] = pos;
+        }
+        let mut picked: Vec<Option<SudokuCsvRow>> = vec![None; keep];
+        let mut reader = CsvReader::open(path)?;
+        reader.expect_header()?;
+        let mut i = 0;
+        while let Some(rec) = reader.next_record()? {
+            if slot[i] != usize::MAX {
+                picked[slot[i]] = Some(parse_row(path, rec.line, rec.fields, size)?);
+            }
+            i += 1;
+        }
+        rows = picked
+            .into_iter()
+            .map(|r| r.expect("every chosen row read"))
+            .collect();
+    }
+    check_rows(path, &rows)?;
+    Ok(rows)
+}
+
+/// Generates `count` puzzles for one split, distinct from each other and from `seen`.
+fn generate_split(
+    opts: &SudokuOptions,
+    count: usize,
+    dom: u64,
+    seen: &mut HashSet<Vec<u8>>,
+) -> Result<Vec<GeneratedPuzzle>> {
+    let first: Vec<GeneratedPuzzle> = (0..count)
+        .into_par_iter()
+        .map(|i| {
+            generate_puzzle(
+                &mut rng::stream(opts.seed, dom, i as u64),
+                opts.size,
+                opts.difficulty,
+            )
+        })
+        .collect::<Result<_>>()?;
+    let mut out = Vec::with_capacity(count);
+    for (i, mut g) in first.into_iter().enumerate() {
+        let mut retry = 0u64;
+        while !seen.insert(g.puzzle.cells().to_vec()) {
+            retry += 1;
+            if retry > 10_000 {
+                return Err(DataError::Generation {
+                    reason: format!(
+                        "could not find {count} distinct {}x{} {} puzzles",
+                        opts.size, opts.size, opts.difficulty
+                    ),
+                });
+            }
+            g = generate_puzzle(
+                &mut rng::stream(opts.seed, dom, i as u64 | (retry << 32)),
+                opts.size,
+                opts.difficulty,
+            )?;
+        }
+        out.push(g);
+    }
+    Ok(out)
+}
+
+/// Writes one split: each source puzzle a group of `1 + aug` one-example puzzles.
+fn write_split(
+    writer: &DatasetWriter,
+    split: &str,
+    pairs: &[(Board, Board)],
+    aug: usize,
+    seed: u64,
+    seq_len: usize,
+) -> Result<SetStats> {
+    let mut set = writer.set_writer(split, "all", seq_len)?;
+    const CHUNK: usize = 64;
+    for (c, chunk) in pairs.chunks(CHUNK).enumerate() {
+        let groups: Vec<(Vec<u8>, Vec<u8>)> = chunk
+            .par_iter()
+            .enumerate()
+            .map(|(k, (puzzle, solution))| {
+                let mut rng = rng::stream(seed, domain::SUDOKU_AUG, (c * CHUNK + k) as u64);
+                let mut inputs = Vec::with_capacity((1 + aug) * seq_len);
+                let mut labels = Vec::with_capacity((1 + aug) * seq_len);
+                inputs.extend(encode_board_u8(puzzle));
+                labels.extend(encode_board_u8(solution));
+                for _ in 0..aug {
+                    let a = SudokuAugmentation::random(&mut rng, puzzle.size());
+                    inputs.extend(encode_board_u8(&a.apply(puzzle)));
+                    labels.extend(encode_board_u8(&a.apply(solution)));
+                }
+                (inputs, labels)
+            })
+            .collect();
+        for (inputs, labels) in groups {
+            for (i, l) in inputs
+                .chunks_exact(seq_len)
+                .zip(labels.chunks_exact(seq_len))
+            {
+                set.push_puzzle(0, i, l)?;
+            }
+            set.end_group();
+        }
+    }
+    set.finish()
+}
+
+fn rating_note(split: &str, puzzles: &[GeneratedPuzzle]) -> Option<String> {
+    if puzzles.is_empty() {
+        return None;
+    }
+    let givens: Vec<usize> = puzzles.iter().map(|g| g.rating.givens).collect();
+    let guesses: Vec<u64> = puzzles.iter().map(|g| g.rating.guesses).collect();
+    let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len() as f64;
+    Some(format!(
+        "{split} puzzles: givens {}-{} (mean {:.1}), solver guesses {}-{} (mean {:.1}), {} needing search",
+        givens.iter().min()?,
+        givens.iter().max()?,
+        mean(&givens.iter().map(|&g| g as f64).collect::<Vec<_>>()),
+        guesses.iter().min()?,
+        guesses.iter().max()?,
+        mean(&guesses.iter().map(|&g| g as f64).collect::<Vec<_>>()),
+        guesses.iter().filter(|&&g| g > 0).count(),
+    ))
+}
+
+/// Builds a Sudoku dataset in the reference's layout at `opts.out` (atomically).
+///
+/// ```
+/// # let dir = tempfile::tempdir().unwrap();
+/// use hrm_data::sudoku::{build_sudoku, Difficulty, SudokuOptions};
+/// let opts = SudokuOptions { train: 3, test: 2, aug: 4, difficulty: Difficulty::Easy, size: 4,
+///                            ..SudokuOptions::new(dir.path().join("sudoku")) };
+/// let summary = build_sudoku(&opts).unwrap();
+/// assert_eq!(summary.examples("train"), 3 * (1 + 4));
+/// assert_eq!(summary.seq_len, 16);
+/// let test = hrm_data::Dataset::open(&opts.out, "test").unwrap();
+/// assert_eq!(test.num_examples(), 2);
+/// ```
+///
+/// # Errors
+/// [`DataError::Option`] for a side other than 4 or 9; CSV errors as [`read_sudoku_csv`];
+/// [`DataError::Generation`] if the generator gives up; I/O errors naming the file. On any
+/// error nothing is left at `opts.out`.
+pub fn build_sudoku(opts: &SudokuOptions) -> Result<BuildSummary> {
+    let start = Instant::now();
+    if opts.size != 4 && opts.size != 9 {
+        return Err(DataError::option(
+            "size",
+            format!("Sudoku side must be 4 or 9, not {}", opts.size),
+        ));
+    }
+    let seq_len = opts.size * opts.size;
+    let writer = DatasetWriter::create(&opts.out)?;
+    let mut notes = Vec::new();
+    let mut stats = Vec::new();
+    let task;
+    if let Some(dir) = &opts.csv_dir {
+        task = format!("sudoku {0}x{0} from {1}", opts.size, dir.display());
+        for (split, keep, dom) in [
+            ("train", opts.train, domain::SUDOKU_CSV),
+            ("test", opts.test, domain::SUDOKU_CSV + 100),
+        ] {
+            let mut rng = rng::stream(opts.seed, dom, 0);
+            let rows = load_csv(&dir.join(format!("{split}.csv")), keep, opts.size, &mut rng)?;
+            let pairs: Vec<(Board, Board)> =
+                rows.into_iter().map(|r| (r.puzzle, r.solution)).collect();
+            let aug = if split == "train" { opts.aug } else { 0 };
+            stats.push((
+                split,
+                write_split(&writer, split, &pairs, aug, opts.seed, seq_len)?,
+            ));
+        }
+        notes.push("difficulty ignored: puzzles come from the CSV files".to_string());
+    } else {
+        task = format!("sudoku {0}x{0} ({1})", opts.size, opts.difficulty);
+        if opts.size == 4 && opts.difficulty == Difficulty::Extreme {
+            notes.push(
+                "4x4: singles solve every minimal puzzle, so extreme is the same as hard"
+                    .to_string(),
+            );
+        }
+        let mut seen = HashSet::new();
+        for (split, count, dom) in [
+            ("train", opts.train, domain::SUDOKU_TRAIN),
+            ("test", opts.test, domain::SUDOKU_TEST),
+        ] {
+            let puzzles = generate_split(opts, count, dom, &mut seen)?;
+            notes.extend(rating_note(split, &puzzles));
+            let pairs: Vec<(Board, Board)> = puzzles
+                .into_iter()
+                .map(|g| (g.puzzle, g.solution))
+                .collect();
+            let aug = if split == "train" { opts.aug } else { 0 };
+            stats.push((
+                split,
+                write_split(&writer, split, &pairs, aug, opts.seed, seq_len)?,
+            ));
+        }
+    }
+    let mut splits = Vec::new();
+    for (split, s) in stats {
+        writer.write_metadata(
+            split,
+            &split_metadata(std::slice::from_ref(&s), SUDOKU_VOCAB_SIZE, seq_len, 1),
+        )?;
+        splits.push(SplitSummary {
+            split: split.to_string(),
+            sets: vec![s],
+        });
+    }
+    writer.write_identifiers(&[BLANK_IDENTIFIER.to_string()])?;
+    let out = writer.commit()?;
+    Ok(BuildSummary {
+        out,
+        task,
+        splits,
+        seq_len,
+        vocab_size: SUDOKU_VOCAB_SIZE,
+        num_puzzle_identifiers: 1,
+        elapsed: start.elapsed(),
+        notes,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::format::Dataset;
+    use crate::sudoku::{check_solution, decode_tokens};
+
+    const PUZZLE: &str =
+        "53..7....6..195....98....6.8...6...34..8.3..17...2...6.6....28....419..5....8..79";
+    const SOLUTION: &str =
+        "534678912672195348198342567859761423426853791713924856961537284287419635345286179";
+
+    fn write_csv(dir: &Path, name: &str, rows: &[String]) {
+        let mut text = String::from("source,question,answer,rating\n");
+        for r in rows {
+            text.push_str(r);
+            text.push('\n');
+        }
+        std::fs::write(dir.join(name), text).unwrap();
+    }
+
+    #[test]
+    fn csv_errors_name_file_and_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("train.csv");
+        let good = format!("a,{PUZZLE},{SOLUTION},3");
+        // Row 1 needs a 9 in its only blank (column 9), which sees the 9 below it: no solution,
+        // although no digit repeats.
+        let dead = format!("12345678.........9{}", ".".repeat(63));
+        let cases: Vec<(String, &str)> = vec![
+            (
+                format!("a,{},{SOLUTION},3", &PUZZLE[1..]),
+                "question has 80 characters, expected 81",
+            ),
+            (
+                format!("a,{PUZZLE},{},3", &SOLUTION[1..]),
+                "answer has 80 characters",
+            ),
+            (
+                format!("a,{}x{},{SOLUTION},3", &PUZZLE[..4], &PUZZLE[5..]),
+                "question character 5 is 'x'",
+            ),
+            (
+                format!("a,{PUZZLE},{}.,3", &SOLUTION[..80]),
+                "answer character 81 is '.'",
+            ),
+            (format!("a,{PUZZLE},{SOLUTION}"), "expected 4 fields"),
+            (
+                format!("a,55{},{SOLUTION},3", &PUZZLE[2..]),
+                "puzzle has no solution: digit 5 appears twice in row 1",
+            ),
+            (format!("a,{dead},{SOLUTION},3"), "puzzle has no solution"),
+            (
+                format!("a,{}{},{SOLUTION},3", ".".repeat(20), &PUZZLE[20..]),
+                "ambiguous",
+            ),
+            (
+                format!("a,{PUZZLE},{}8,3", &SOLUTION[..80]),
+                "answer breaks the rules: digit 8 appears twice in row 9",
+            ),
+            (
+                format!(
+                    "a,{PUZZLE},{},3",
+                    crate::sudoku::SudokuAugmentation::random(&mut rng::stream(0, 0, 0), 9)
+                        .apply(&crate::sudoku::parse_puzzle(SOLUTION).unwrap())
+                        .to_line()
+                ),
+                "answer is not the puzzle's solution",
+            ),
+        ];
+        for (row, expected) in cases {
+            write_csv(dir.path(), "train.csv", &[good.clone(), good.clone(), row]);
+            let err = read_sudoku_csv(&path).unwrap_err();
+            match &err {
+                DataError::Line {
+                    path: p,
+                    line,
+                    reason,
+                } => {
+                    assert_eq!(p, &path);
+                    assert_eq!(*line, 4, "{reason}");
+                    assert!(
+                        reason.contains(expected),
+                        "{reason:?} should contain {expected:?}"
+                    );
+                }
+                other => panic!("expected a Line error, got {other}"),
+            }
+        }
+        write_csv(dir.path(), "train.csv", &[good.clone(), good]);
+        assert_eq!(read_sudoku_csv(&path).unwrap().len(), 2);
+    }
+
+    #[test]
+    fn builds_from_csv_and_subsamples() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut rng = rng::stream(1, 2, 3);
+        let rows: Vec<String> = (0..6)
+            .map(|i| {
+                let a = SudokuAugmentation::random(&mut rng, 9);
+                let p = a.apply(&crate::sudoku::parse_puzzle(PUZZLE).unwrap());
+                let s = a.apply(&crate::sudoku::parse_puzzle(SOLUTION).unwrap());
+                format!("src{i},{},{},{i}", p.to_line(), s.to_line())
+            })
+            .collect();
+        write_csv(dir.path(), "train.csv", &rows);
+        write_csv(dir.path(), "test.csv", &rows[..2]);
+        let opts = SudokuOptions {
+            train: 4,
+            test: 0,
+            aug: 2,
+            csv_dir: Some(dir.path().to_path_buf()),
+            ..SudokuOptions::new(dir.path().join("out"))
+        };
+        let summary = build_sudoku(&opts).unwrap();
+        assert_eq!(summary.examples("train"), 4 * 3);
+        assert_eq!(summary.examples("test"), 2);
+        let ds = Dataset::open(&opts.out, "train").unwrap();
+        let set = ds.set("all").unwrap();
+        assert_eq!((set.num_puzzles(), set.num_groups()), (12, 4));
+        for i in 0..set.num_examples() {
+            let (inp, lab) = set.example(i).unwrap();
+            let p = decode_tokens(&inp, 9).unwrap();
+            let s = decode_tokens(&lab, 9).unwrap();
+            assert!(check_solution(&p, &s).solved());
+            assert_eq!(p.unique_solution().unwrap(), s);
+        }
+    }
+
+    #[test]
+    fn failing_test_csv_leaves_no_dataset() {
+        let dir = tempfile::tempdir().unwrap();
+        write_csv(
+            dir.path(),
+            "train.csv",
+            &[format!("a,{PUZZLE},{SOLUTION},1")],
+        );
+        write_csv(
+            dir.path(),
+            "test.csv",
+            &[
+                format!("a,{PUZZLE},{SOLUTION},1"),
+                format!("b,{PUZZLE}1,{SOLUTION},1"),
+            ],
+        );
+        let out = dir.path().join("out");
+        let opts = SudokuOptions {
+            train: 0,
+            test: 0,
+            aug: 3,
+            csv_dir: Some(dir.path().to_path_buf()),
+            ..SudokuOptions::new(&out)
+        };
+        let err = build_sudoku(&opts).unwrap_err();
+        assert!(
+            matches!(&err, DataError::Line { line: 3, path, .. } if path.ends_with("test.csv")),
+            "{err}"
+        );
+        assert!(
+            !out.exists(),
+            "the train split was written before the failure, but nothing may remain"
+        );
+        let names: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(names.len(), 2, "only the two CSVs remain: {names:?}");
+    }
+}

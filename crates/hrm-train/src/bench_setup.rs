@@ -1,0 +1,276 @@
+//! Random models and batches for speed measurements, shared by `hrm bench` and the criterion
+//! benches in `benches/`, so both time exactly the same work.
+//!
+//! A [`BenchSetup`] holds a freshly initialised HRM of one preset ([`BenchPreset`]: tiny, small
+//! or paper, with the batch size each is benchmarked at), a random Sudoku-shaped batch (81
+//! tokens, vocabulary 11, puzzle identifier 0), the loss head and both optimisers. Its methods
+//! run one training step as `pretrain.py`'s `train_batch` does ([`BenchSetup::train_step`]), the
+//! same without the optimisers ([`BenchSetup::train_step_no_optim`], the variant compared with
+//! the reference, whose AdamATan2 is CUDA-only) and an evaluation rollout of `halt_max_steps`
+//! ACT steps under `no_grad` ([`BenchSetup::eval_rollout`]). Nothing here reads the host or
+//! synchronises the device: callers time around [`synchronize`].
+
+use std::fmt;
+use std::str::FromStr;
+
+use tch::{Device, Kind, Tensor};
+
+use hrm_act::{act_step, ActBatch, ActCarry, LossHead};
+use hrm_core::{ForwardDtype, Hrm, HrmConfig, Mode, RecurrentCore};
+
+use crate::error::{Result, TrainError};
+use crate::optim::{AdamAtan2, AdamAtan2Config, SignSgdConfig};
+use crate::step::{act_train_step, Optimizers, PuzzleOptimizer, StepRates};
+
+/// The three benchmarked model sizes (all: sequence 81, vocabulary 11, RoPE, a puzzle
+/// embedding as wide as the hidden state, 2x2 cycles, 16 ACT steps).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum BenchPreset {
+    /// Hidden 128, 4 heads, 2+2 layers, batch 64.
+    Tiny,
+    /// Hidden 256, 4 heads, 4+4 layers, batch 32.
+    Small,
+    /// Hidden 512, 8 heads, 4+4 layers, batch 16 (the reference's Sudoku model).
+    Paper,
+}
+
+impl BenchPreset {
+    /// Every preset, smallest first.
+    pub const ALL: [BenchPreset; 3] = [BenchPreset::Tiny, BenchPreset::Small, BenchPreset::Paper];
+
+    /// `tiny`, `small` or `paper`.
+    pub fn name(self) -> &'static str {
+        match self {
+            BenchPreset::Tiny => "tiny",
+            BenchPreset::Small => "small",
+            BenchPreset::Paper => "paper",
+        }
+    }
+
+    /// The model configuration in float32 (see [`BenchSetup::new`] for other dtypes).
+    pub fn config(self) -> HrmConfig {
+        match self {
+            BenchPreset::Tiny => HrmConfig::tiny(),
+            BenchPreset::Small => HrmConfig::small(),
+            BenchPreset::Paper => HrmConfig::paper(),
+        }
+    }
+
+    /// The batch size this preset is benchmarked at.
+    pub fn batch_size(self) -> i64 {
+        match self {
+            BenchPreset::Tiny => 64,
+            BenchPreset::Small => 32,
+            BenchPreset::Paper => 16,
+        }
+    }
+}
+
+impl fmt::Display for BenchPreset {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl FromStr for BenchPreset {
+    type Err = TrainError;
+
+    fn from_str(s: &str) -> Result<Self> {
+        BenchPreset::ALL
+            .into_iter()
+            .find(|p| p.name() == s)
+            .ok_or_else(|| TrainError::Config {
+                key: "config".into(),
+                reason: format!("`{s}` is not one of tiny, small, paper"),
+            })
+    }
+}
+
+/// Short dtype names for bench ids and messages: `f32`, `bf16`.
+pub fn dtype_name(dtype: ForwardDtype) -> &'static str {
+    match dtype {
+        ForwardDtype::Float32 => "f32",
+        ForwardDtype::Bfloat16 => "bf16",
+    }
+}
+
+/// Parses `f32`/`float32` or `bf16`/`bfloat16`.
+///
+/// # Errors
+/// [`TrainError::Config`] for any other name.
+pub fn parse_dtype(s: &str) -> Result<ForwardDtype> {
+    match s {
+        "f32" | "float32" => Ok(ForwardDtype::Float32),
+        "bf16" | "bfloat16" => Ok(ForwardDtype::Bfloat16),
+        other => Err(TrainError::Config {
+            key: "dtype".into(),
+            reason: format!("`{other}` is not one of f32, bf16"),
+        }),
+    }
+}
+
+/// Waits for every queued kernel of `device` (a no-op on the CPU, where libtorch runs
+/// synchronously).
+pub fn synchronize(device: Device) {
+    if let Device::Cuda(i) = device {
+        tch::Cuda::synchronize(i as i64);
+    }
+}
+
+/// Learning rates used by the timed steps (their values do not change the cost).
+const BENCH_RATES: StepRates = StepRates {
+    lr: 1e-4,
+    puzzle_emb_lr: 1e-2,
+};
+
+/// A random model, batch, loss head and optimisers for one preset on one device.
+#[derive(Debug)]
+pub struct BenchSetup {
+    /// The preset.
+    pub preset: BenchPreset,
+    /// The model's configuration (the preset's, with the chosen forward dtype).
+    pub config: HrmConfig,
+    /// The model.
+    pub model: Hrm,
+    /// A random batch of `preset.batch_size()` rows on the model's device.
+    pub batch: ActBatch,
+    /// The reference's loss head (stablemax, Q weight 0.5).
+    pub head: LossHead,
+    /// AdamATan2 over the network and sign-SGD over the puzzle table.
+    pub optimizers: Optimizers,
+    /// The carry training continues from (`None` before the first step).
+    pub carry: Option<ActCarry>,
+}
+
+impl BenchSetup {
+    /// Builds the model of `preset` in `dtype` on `device` with `seed`, and a random batch:
+    /// tokens and labels uniform in `[1, 11)`, puzzle identifier 0 for every row.
+    ///
+    /// # Errors
+    /// When the model or the optimiser cannot be built.
+    pub fn new(
+        preset: BenchPreset,
+        dtype: ForwardDtype,
+        device: Device,
+        seed: i64,
+    ) -> Result<Self> {
+        let mut config = preset.config();
+        config.forward_dtype = dtype;
+        tch::manual_seed(seed);
+        let model = Hrm::new(&config, device)?;
+        let (b, s, v) = (
+            preset.batch_size(),
+            config.seq_len as i64,
+            config.vocab_size as i64,
+        );
+        let batch = ActBatch {
+            inputs: Tensor::randint_low(1, v, [b, s], (Kind::Int64, device)),
+            labels: Tensor::randint_low(1, v, [b, s], (Kind::Int64, device)),
+            puzzle_identifiers: Tensor::zeros([b], (Kind::Int64, device)),
+        };
+        let adam = AdamAtan2::new(model.params().trainable(), AdamAtan2Config::default())?;
+        let puzzle = model.params().puzzle_table().map(|table| PuzzleOptimizer {
+            table,
+            cfg: SignSgdConfig { weight_decay: 0.1 },
+        });
+        Ok(BenchSetup {
+            preset,
+            config,
+            model,
+            batch,
+            head: LossHead::default(),
+            optimizers: Optimizers { adam, puzzle },
+            carry: None,
+        })
+    }
+
+    /// Rows per step.
+    pub fn batch_size(&self) -> i64 {
+        self.preset.batch_size()
+    }
+
+    /// The model's device.
+    pub fn device(&self) -> Device {
+        self.model.params().device()
+    }
+
+    /// One full training step ([`act_train_step`]: the ACT call with its Q-target pass, the
+    /// loss, the backward pass, sign-SGD and AdamATan2), continuing from the previous carry.
+    ///
+    /// # Errors
+    /// As [`act_train_step`].
+    pub fn train_step(&mut self) -> Result<()> {
+        let global_batch_size = self.batch_size() as usize;
+        let (carry, _metrics) = act_train_step(
+            &self.model,
+            self.carry.take(),
+            &self.batch,
+            &self.head,
+            &mut self.optimizers,
+            BENCH_RATES,
+            global_batch_size,
+        )?;
+        self.carry = Some(carry);
+        Ok(())
+    }
+
+    /// The training step without the optimisers: the ACT call with its Q-target pass, the
+    /// loss and `(loss / B).backward()`, then the gradients are cleared. This is the work the
+    /// comparison with the reference times (its AdamATan2 runs only on CUDA).
+    pub fn train_step_no_optim(&mut self) {
+        let carry = self
+            .carry
+            .take()
+            .unwrap_or_else(|| ActCarry::initial(&self.model, &self.batch));
+        let (carry, out) = act_step(&self.model, &carry, &self.batch, Mode::Train);
+        let step = self.head.act(&carry, &out);
+        (step.loss * (1.0 / self.batch_size() as f64)).backward();
+        self.optimizers.adam.zero_grad();
+        self.carry = Some(carry);
+    }
+
+    /// An evaluation rollout: `halt_max_steps` ACT calls in evaluation mode from a fresh
+    /// carry, each followed by the loss head (as the reference's evaluation loop), all under
+    /// `no_grad`. Returns the final carry.
+    pub fn eval_rollout(&self) -> ActCarry {
+        let _guard = tch::no_grad_guard();
+        let mut carry = ActCarry::initial(&self.model, &self.batch);
+        for _ in 0..self.config.halt_max_steps {
+            let (next, out) = act_step(&self.model, &carry, &self.batch, Mode::Eval);
+            let _ = self.head.act(&next, &out);
+            carry = next;
+        }
+        carry
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_round_trip_and_unknown_ones_are_errors() {
+        for p in BenchPreset::ALL {
+            assert_eq!(p.name().parse::<BenchPreset>().expect("preset"), p);
+        }
+        assert!(matches!(
+            "huge".parse::<BenchPreset>(),
+            Err(TrainError::Config { .. })
+        ));
+        assert_eq!(parse_dtype("bf16").expect("bf16"), ForwardDtype::Bfloat16);
+        assert!(matches!(parse_dtype("f16"), Err(TrainError::Config { .. })));
+    }
+
+    #[test]
+    fn a_tiny_setup_trains_and_rolls_out() {
+        let mut setup = BenchSetup::new(BenchPreset::Tiny, ForwardDtype::Float32, Device::Cpu, 0)
+            .expect("setup");
+        // Fewer ACT steps keep the test quick; the cost per step is what benches measure.
+        setup.config.halt_max_steps = 2;
+        setup.train_step().expect("step");
+        setup.train_step_no_optim();
+        let carry = setup.eval_rollout();
+        assert_eq!(carry.steps.size(), vec![64]);
+        assert_eq!(Vec::<i32>::try_from(carry.steps).expect("i32"), vec![2; 64]);
+    }
+}
