@@ -176,21 +176,25 @@ impl LossHead {
         let (counts, seq_correct, metrics_base) = tch::no_grad(|| Metrics::token_stats(x));
         let divisor = counts.clamp_min(1).unsqueeze(-1); // [b, 1] int64
         let lm_loss = (self.loss_type.per_token(x.logits, x.labels) / &divisor).sum(Kind::Double);
-        let mut total = lm_loss.shallow_clone();
         let mut q_halt_loss = None;
         let mut q_continue_loss = None;
-        if let Some(q_halt) = x.q_halt_logits {
-            let halt = bce_with_logits_sum(q_halt, &seq_correct);
-            let mut q_sum = halt.shallow_clone();
-            if let Some((q_cont, target)) = x.q_continue {
-                let cont = bce_with_logits_sum(q_cont, target);
-                q_sum = &q_sum + &cont;
-                q_continue_loss = Some(cont.detach());
+        let total = match x.q_halt_logits {
+            Some(q_halt) => {
+                let halt = bce_with_logits_sum(q_halt, &seq_correct);
+                let q_sum = match x.q_continue {
+                    Some((q_cont, target)) => {
+                        let cont = bce_with_logits_sum(q_cont, target);
+                        q_continue_loss = Some(cont.detach());
+                        &halt + cont
+                    }
+                    None => halt.shallow_clone(),
+                };
+                q_halt_loss = Some(halt.detach());
+                // The bracket is summed in float32, then promoted to float64 with the LM loss.
+                &lm_loss + q_sum * self.q_loss_weight
             }
-            // The bracket is summed in float32, then promoted to float64 with the LM loss.
-            total = total + q_sum * self.q_loss_weight;
-            q_halt_loss = Some(halt.detach());
-        }
+            None => lm_loss.shallow_clone(),
+        };
         let metrics = metrics_base.with_losses(lm_loss.detach(), q_halt_loss, q_continue_loss);
         StepLoss {
             loss: total,

@@ -14,6 +14,12 @@ use crate::linear::CastedEmbedding;
 use crate::puzzle_embedding::SparsePuzzleEmbedding;
 use crate::recurrent::Mode;
 
+/// The reference's literal for 1/sqrt(2), kept as written (it differs from the exact value in
+/// the tenth digit, which rounds to the same float32 but keeps the two implementations visibly
+/// identical).
+#[allow(clippy::approx_constant)]
+pub const LEARNED_POS_SCALE: f64 = 0.707_106_781;
+
 /// Sizes of the input embedding.
 #[derive(Debug, Clone, Copy)]
 pub struct EmbeddingDims {
@@ -109,7 +115,7 @@ impl InputEmbedding {
             x = Tensor::cat(&[&puzzle, &x], 1); // [b, T, H]
         }
         if let Some(pos) = &self.embed_pos {
-            x = (x + pos.embedding_weight.to_kind(kind)) * 0.707_106_781;
+            x = (x + pos.embedding_weight.to_kind(kind)) * LEARNED_POS_SCALE;
         }
         (x * self.scale, local)
     }

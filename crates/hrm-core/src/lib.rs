@@ -31,6 +31,7 @@
 //! ```
 
 pub mod attention;
+pub mod baselines;
 pub mod block;
 pub mod carry;
 pub mod config;
@@ -51,6 +52,7 @@ pub mod swiglu;
 pub mod trm;
 pub mod weights;
 
+pub use baselines::{Gru, GruConfig, Transformer, TransformerConfig};
 pub use carry::InnerCarry;
 pub use config::{ForwardDtype, HrmConfig, PosEncoding};
 pub use direct::{DirectModel, DirectOutput};

@@ -402,7 +402,7 @@ fn check_metadata(path: &Path, m: &DatasetMetadata) -> Result<()> {
     Ok(())
 }
 
-/// Reads a 1-D index array whole and checks it is `len_expected` long (if given).
+/// Reads a 1-D index array whole.
 fn read_index_array(path: &Path, field: &str) -> Result<Vec<i64>> {
     let a = NpyArray::read(path)?;
     if a.shape().len() != 1 {

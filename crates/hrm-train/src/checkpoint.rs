@@ -267,3 +267,54 @@ mod tests {
         );
     }
 }
+
+/// A trained model read back from a run directory or a checkpoint directory.
+#[derive(Debug)]
+pub struct LoadedModel {
+    /// The run's config (with the resolved model table in `config.model`).
+    pub config: crate::config::TrainConfig,
+    /// The model, weights loaded.
+    pub model: crate::arch::ArchModel,
+    /// The training step of the checkpoint.
+    pub step: u64,
+    /// The checkpoint directory that was read.
+    pub checkpoint: PathBuf,
+}
+
+/// Loads the model of `path`: a run directory (its latest checkpoint) or a checkpoint
+/// directory, onto `device`.
+///
+/// # Errors
+/// [`TrainError::Checkpoint`] when `path` holds no checkpoint or a corrupt one, and model errors
+/// when the stored config cannot build a model.
+pub fn load_model(path: &Path, device: tch::Device) -> Result<LoadedModel> {
+    let dir = if path.join("state.json").is_file() {
+        path.to_path_buf()
+    } else {
+        latest(&path.join("checkpoints"))?.ok_or_else(|| {
+            TrainError::Checkpoint(format!(
+                "{} is neither a checkpoint directory nor a run directory with checkpoints",
+                path.display()
+            ))
+        })?
+    };
+    let ckpt = load(&dir)?;
+    let mut config = crate::config::TrainConfig::from_toml_str(&ckpt.state.config_toml, &[])
+        .map_err(|e| {
+            TrainError::Checkpoint(format!(
+                "{}: the stored config cannot be read: {e}",
+                dir.display()
+            ))
+        })?;
+    config.model = ckpt.state.model.clone();
+    let model = crate::arch::build_model(config.arch, &config.model, device)?;
+    model
+        .params()
+        .load_named(&dir.join("model.safetensors"), ckpt.model)?;
+    Ok(LoadedModel {
+        config,
+        model,
+        step: ckpt.state.step,
+        checkpoint: dir,
+    })
+}

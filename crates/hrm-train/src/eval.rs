@@ -40,6 +40,8 @@ pub struct EvalReport {
     pub overall: MetricValues,
     /// Per set, the kept outputs (when asked for).
     pub outputs: Option<BTreeMap<String, SetOutputs>>,
+    /// ARC voting results, for ARC datasets.
+    pub arc: Option<crate::arc_eval::ArcReport>,
 }
 
 /// Evaluates `model` on every example of `dataset`.
@@ -117,6 +119,7 @@ pub fn evaluate(
             .collect(),
         overall: overall.reduce_eval(),
         outputs: keep_outputs.then_some(outputs),
+        arc: None,
     })
 }
 

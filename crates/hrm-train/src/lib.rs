@@ -1,5 +1,6 @@
 //! Training, evaluation and tools for HRM-family models.
 
+pub mod arc_eval;
 pub mod arch;
 pub mod bench_setup;
 pub mod checkpoint;
@@ -11,6 +12,7 @@ pub mod eval;
 pub mod golden;
 pub mod optim;
 pub mod outputs;
+pub mod plot;
 pub mod run_dir;
 pub mod schedule;
 pub mod step;

@@ -18,6 +18,7 @@ use hrm_act::{ActBatch, ActCarry, LossHead, MetricValues};
 use hrm_core::InnerCarry;
 use hrm_data::{total_train_steps, Dataset, Prefetch, SamplerState, TrainSampler};
 
+use crate::arc_eval::{evaluate_arc, is_arc_dataset};
 use crate::arch::{build_model, ArchModel};
 use crate::checkpoint::{self, Checkpoint, CheckpointState, CHECKPOINT_FORMAT};
 use crate::config::TrainConfig;
@@ -25,7 +26,7 @@ use crate::device::default_forward_dtype;
 use crate::error::{Result, TrainError};
 use crate::eval::{evaluate, EvalReport};
 use crate::optim::{AdamAtan2, AdamAtan2Config, Ema, SignSgdConfig};
-use crate::run_dir::{MetricsLine, RunDir};
+use crate::run_dir::{write_atomic, MetricsLine, RunDir};
 use crate::schedule::CosineSchedule;
 use crate::step::{act_train_step, direct_train_step, Optimizers, PuzzleOptimizer, StepRates};
 
@@ -215,7 +216,6 @@ pub fn train(opts: TrainOptions) -> Result<TrainSummary> {
     let mut prefetch = Prefetch::new(batches, 4);
 
     let bar = progress_bar(opts.progress, total_steps, step);
-    let started = Instant::now();
     let mut steps_here = 0u64;
     let mut interval = Interval::default();
     let mut last_train = None;
@@ -381,8 +381,7 @@ pub fn train(opts: TrainOptions) -> Result<TrainSummary> {
             last_checkpoint = Some(checkpoint::save(&ckpt_root, &ck, cfg.keep_checkpoints)?);
         }
     }
-    let wall = started.elapsed().as_secs_f64();
-    let _ = wall;
+    crate::plot::training_curves(run.path())?;
     Ok(TrainSummary {
         steps: step,
         total_steps,
@@ -441,49 +440,65 @@ fn run_eval(
     step: u64,
 ) -> Result<Option<EvalReport>> {
     let Some(ds) = test_ds else { return Ok(None) };
-    let report = match ema {
+    let arc = is_arc_dataset(&cfg.data_path);
+    let keep = cfg.eval_save_outputs || arc;
+    let mut report = match ema {
         Some(ema) => {
             // Evaluate a copy whose trainable weights are the EMA shadow; buffers and the puzzle
             // table stay live, as in the reference.
             let copy = build_model(cfg.arch, model_table, device)?;
             copy.params().copy_from(model.params())?;
-            let shadow: Vec<(String, Tensor)> = ema.shadow().to_vec_shallow();
             tch::no_grad(|| -> Result<()> {
-                for ((_, p), (_, s)) in copy.params().trainable().iter().zip(&shadow) {
+                for ((_, p), (_, s)) in copy.params().trainable().iter().zip(ema.shadow()) {
                     p.shallow_clone().f_copy_(s)?;
                 }
                 Ok(())
             })?;
-            evaluate(
-                &copy,
-                ds,
-                head,
-                cfg.global_batch_size,
-                device,
-                cfg.eval_save_outputs,
-            )?
+            evaluate(&copy, ds, head, cfg.global_batch_size, device, keep)?
         }
-        None => evaluate(
-            model,
-            ds,
-            head,
-            cfg.global_batch_size,
-            device,
-            cfg.eval_save_outputs,
-        )?,
+        None => evaluate(model, ds, head, cfg.global_batch_size, device, keep)?,
     };
+    let out_dir = run.path().join("eval").join(format!("step_{step:08}"));
+    if let (true, Some(outputs)) = (arc, &report.outputs) {
+        let arc_report = evaluate_arc(&cfg.data_path, ds, outputs)?;
+        report
+            .overall
+            .0
+            .insert("arc_pass_at_1".into(), arc_report.pass_at_1);
+        report
+            .overall
+            .0
+            .insert("arc_pass_at_2".into(), arc_report.pass_at_2);
+        std::fs::create_dir_all(&out_dir).map_err(|source| TrainError::Io {
+            path: out_dir.clone(),
+            source,
+        })?;
+        write_atomic(
+            &out_dir.join("submission.json"),
+            pretty_json(&arc_report.submission()).as_bytes(),
+        )?;
+        write_atomic(
+            &out_dir.join("arc_results.json"),
+            pretty_json(&arc_report).as_bytes(),
+        )?;
+        report.arc = Some(arc_report);
+    }
     run.log(&MetricsLine::Eval {
         step,
         sets: report.sets.clone(),
         overall: report.overall.clone(),
     })?;
-    if let Some(outputs) = &report.outputs {
-        crate::outputs::save(
-            &run.path().join("eval").join(format!("step_{step:08}")),
-            outputs,
-        )?;
+    if cfg.eval_save_outputs {
+        if let Some(outputs) = &report.outputs {
+            crate::outputs::save(&out_dir, outputs)?;
+        }
     }
     Ok(Some(report))
+}
+
+/// Pretty JSON of values that always serialise (plain data, no maps with non-string keys).
+fn pretty_json<T: serde::Serialize>(value: &T) -> String {
+    serde_json::to_string_pretty(value).unwrap_or_default()
 }
 
 /// Shallow handles of named tensors.

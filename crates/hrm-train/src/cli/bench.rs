@@ -88,11 +88,11 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
         }
         Ok(())
     })?;
-    let per_step = elapsed.as_secs_f64() / f64::from(args.steps);
+    let per_step = elapsed.wall.as_secs_f64() / f64::from(args.steps);
     println!(
-        "train: {:.2} samples/s ({:.1} ms/step, {} steps after {} warm-up)",
+        "train: {:.2} samples/s ({}; {} steps after {} warm-up)",
         b as f64 / per_step,
-        per_step * 1e3,
+        elapsed.per(args.steps, "step"),
         args.steps,
         args.warmup
     );
@@ -110,11 +110,11 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
         }
         Ok(())
     })?;
-    let per_rollout = elapsed.as_secs_f64() / f64::from(args.eval_rollouts);
+    let per_rollout = elapsed.wall.as_secs_f64() / f64::from(args.eval_rollouts);
     println!(
-        "eval: {:.2} puzzles/s ({:.1} ms/rollout of {} ACT steps, {} rollouts after {} warm-up)",
+        "eval: {:.2} puzzles/s ({}; {} ACT steps a rollout, {} rollouts after {} warm-up)",
         b as f64 / per_rollout,
-        per_rollout * 1e3,
+        elapsed.per(args.eval_rollouts, "rollout"),
         setup.config.halt_max_steps,
         args.eval_rollouts,
         args.eval_warmup
@@ -122,13 +122,53 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Wall time of `f`, with the device drained before the clock starts and before it stops.
-fn timed(device: Device, f: impl FnOnce() -> anyhow::Result<()>) -> anyhow::Result<Duration> {
+/// Wall time and, where the OS reports it, process CPU time of a timed section.
+#[derive(Debug, Clone, Copy)]
+struct Timing {
+    wall: Duration,
+    cpu: Option<Duration>,
+}
+
+impl Timing {
+    /// `"W ms/{unit}, cpu C ms/{unit}"` for `n` repetitions, the CPU part only where known.
+    fn per(&self, n: u32, unit: &str) -> String {
+        let wall = self.wall.as_secs_f64() * 1e3 / f64::from(n);
+        match self.cpu {
+            Some(cpu) => format!(
+                "{wall:.1} ms/{unit}, cpu {:.1} ms/{unit}",
+                cpu.as_secs_f64() * 1e3 / f64::from(n)
+            ),
+            None => format!("{wall:.1} ms/{unit}"),
+        }
+    }
+}
+
+/// Times `f`, with the device drained before the clock starts and before it stops.
+fn timed(device: Device, f: impl FnOnce() -> anyhow::Result<()>) -> anyhow::Result<Timing> {
     synchronize(device);
+    let cpu_start = process_cpu_time();
     let start = Instant::now();
     f()?;
     synchronize(device);
-    Ok(start.elapsed())
+    let wall = start.elapsed();
+    let cpu = match (cpu_start, process_cpu_time()) {
+        (Some(a), Some(b)) => b.checked_sub(a),
+        _ => None,
+    };
+    Ok(Timing { wall, cpu })
+}
+
+/// User plus system CPU time of this process, all threads, from `/proc/self/stat` (Linux; `None`
+/// elsewhere). On a shared machine this is the steadier measure: wall time also counts the time
+/// other processes held the cores.
+fn process_cpu_time() -> Option<Duration> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // Fields after the parenthesised command name; utime and stime are fields 14 and 15 of the
+    // line, in clock ticks of 1/100 s (USER_HZ on Linux).
+    let rest = stat.rsplit_once(')')?.1;
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
+    Some(Duration::from_millis(ticks * 10))
 }
 
 /// `cpu` or `cuda:N`.

@@ -20,7 +20,6 @@ pub struct GoldenArgs {
 /// # Errors
 /// When a directory holds no case, or when any case fails or cannot be run.
 pub fn run(args: GoldenArgs) -> anyhow::Result<()> {
-    let _ = tch::set_num_threads(tch::get_num_threads());
     let mut failed = 0;
     let mut total = 0;
     for dir in &args.dirs {

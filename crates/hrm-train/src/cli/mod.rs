@@ -1,6 +1,7 @@
 //! The `hrm` command line: one binary, one subcommand per job.
 
 pub mod bench;
+pub mod data;
 pub mod golden;
 pub mod train;
 
@@ -24,6 +25,9 @@ pub enum Command {
     Golden(golden::GoldenArgs),
     /// Time training steps and evaluation rollouts of a preset model on random data.
     Bench(bench::BenchArgs),
+    /// Build datasets (Sudoku, Maze, ARC) and look at them.
+    #[command(subcommand)]
+    Data(data::DataCommand),
 }
 
 /// Runs a parsed command line.
@@ -35,5 +39,6 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Train(args) => train::run(args),
         Command::Golden(args) => golden::run(args),
         Command::Bench(args) => bench::run(args),
+        Command::Data(cmd) => data::run(cmd),
     }
 }
