@@ -282,7 +282,7 @@ pub struct LoadedModel {
 }
 
 /// Loads the model of `path`: a run directory (its latest checkpoint) or a checkpoint
-/// directory, onto `device`.
+/// directory, onto `device`. Runs trained with an EMA get the averaged weights.
 ///
 /// # Errors
 /// [`TrainError::Checkpoint`] when `path` holds no checkpoint or a corrupt one, and model errors
