@@ -7,6 +7,7 @@
 
 mod flags;
 mod setup;
+mod tidy;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;

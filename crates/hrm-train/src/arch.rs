@@ -3,7 +3,10 @@
 
 use tch::Device;
 
-use hrm_core::{CoreDims, DirectModel, Hrm, HrmConfig, ModelParams, RecurrentCore, Trm, TrmConfig};
+use hrm_core::{
+    CoreDims, DirectModel, Gru, GruConfig, Hrm, HrmConfig, ModelParams, RecurrentCore, Transformer,
+    TransformerConfig, Trm, TrmConfig,
+};
 
 use crate::config::Arch;
 use crate::error::{Result, TrainError};
@@ -61,10 +64,15 @@ pub fn build_model(arch: Arch, model: &toml::Table, device: Device) -> Result<Ar
             &json,
             device,
         )?)),
-        Arch::Gru | Arch::Transformer => Err(TrainError::Config {
-            key: "arch".into(),
-            reason: format!("`{}` is not available in this build", arch.name()),
-        }),
+        Arch::Gru | Arch::Transformer => {
+            let text = json.to_string();
+            let model: Box<dyn DirectModel> = if arch == Arch::Gru {
+                Box::new(Gru::new(&GruConfig::from_json_str(&text)?, device)?)
+            } else {
+                Box::new(Transformer::new(&TransformerConfig::from_json_str(&text)?, device)?)
+            };
+            Ok(ArchModel::Direct(model))
+        }
     }
 }
 
