@@ -197,7 +197,8 @@ impl Gru {
                 b_hh_init: Some(init),
             };
             let gru = nn::gru(&inner / "gru", h, h, rnn);
-            let lm_head = CastedLinear::new(&inner / "lm_head", 2 * h, cfg.vocab_size as i64, false);
+            let lm_head =
+                CastedLinear::new(&inner / "lm_head", 2 * h, cfg.vocab_size as i64, false);
             (embedding, gru, lm_head)
         };
         Ok(Gru {
@@ -373,6 +374,9 @@ mod tests {
             other => panic!("expected a parse error, got {other:?}"),
         }
         let json = serde_json::to_string(&small(4)).expect("serialises");
-        assert_eq!(GruConfig::from_json_str(&json).expect("round trip"), small(4));
+        assert_eq!(
+            GruConfig::from_json_str(&json).expect("round trip"),
+            small(4)
+        );
     }
 }

@@ -372,8 +372,7 @@ mod tests {
 
     #[test]
     fn depth_is_h_plus_l_layers_and_names_are_flat() {
-        let model =
-            Transformer::new(&small(PosEncoding::Learned, 12), Device::Cpu).expect("model");
+        let model = Transformer::new(&small(PosEncoding::Learned, 12), Device::Cpu).expect("model");
         assert_eq!(model.layers.len(), 3);
         let names: Vec<String> = model.params().all().into_iter().map(|(n, _)| n).collect();
         for want in [
@@ -473,7 +472,10 @@ mod tests {
             msg.contains("arch `transformer`") && msg.contains("H_cycles"),
             "{msg}"
         );
-        assert!(msg.contains("num_layers"), "the valid keys are listed: {msg}");
+        assert!(
+            msg.contains("num_layers"),
+            "the valid keys are listed: {msg}"
+        );
         let ok = text.replace("H_cycles = 2\n", "batch_size = 32\n");
         let cfg = TransformerConfig::from_toml_str(&ok).expect("batch_size is accepted");
         assert_eq!(cfg.depth(), 2);

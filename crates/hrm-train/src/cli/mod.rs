@@ -1,8 +1,11 @@
 //! The `hrm` command line: one binary, one subcommand per job.
 
 pub mod bench;
+pub mod compare;
 pub mod data;
+pub mod eval;
 pub mod golden;
+pub mod solve;
 pub mod train;
 
 use clap::{Parser, Subcommand};
@@ -23,11 +26,18 @@ pub enum Command {
     Train(train::TrainArgs),
     /// Check the model against golden case directories of the reference's numbers.
     Golden(golden::GoldenArgs),
+    /// Train HRM, TRM, a GRU and a Transformer on the same data at matched sizes and compare.
+    Compare(compare::CompareArgs),
     /// Time training steps and evaluation rollouts of a preset model on random data.
     Bench(bench::BenchArgs),
     /// Build datasets (Sudoku, Maze, ARC) and look at them.
     #[command(subcommand)]
     Data(data::DataCommand),
+    /// Solve puzzles with a trained model: answers, checks, ACT steps, reasoning traces.
+    Solve(solve::SolveArgs),
+    /// Evaluate a trained model on a dataset split and write a report (metrics, charts,
+    /// failures).
+    Eval(eval::EvalArgs),
 }
 
 /// Runs a parsed command line.
@@ -38,7 +48,10 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Train(args) => train::run(args),
         Command::Golden(args) => golden::run(args),
+        Command::Compare(args) => compare::run(args),
         Command::Bench(args) => bench::run(args),
         Command::Data(cmd) => data::run(cmd),
+        Command::Solve(args) => solve::run(args),
+        Command::Eval(args) => eval::run(args),
     }
 }
