@@ -85,6 +85,7 @@ impl LineChart {
             (y0, y1),
             &self.x_label,
             &self.y_label,
+            true,
         );
         for (i, s) in self.series.iter().enumerate() {
             let colour = PALETTE[i % PALETTE.len()];
@@ -143,13 +144,29 @@ impl Histogram {
         let max = self.bins.iter().map(|b| b.1).max().unwrap_or(1).max(1) as f64;
         let lo = self.bins.iter().map(|b| b.0).min().unwrap_or(0) as f64 - 0.5;
         let hi = self.bins.iter().map(|b| b.0).max().unwrap_or(0) as f64 + 0.5;
-        axes(&mut c, &area, (lo, hi), (0.0, max), &self.x_label, "count");
+        axes(
+            &mut c,
+            &area,
+            (lo, hi),
+            (0.0, max),
+            &self.x_label,
+            "count",
+            false,
+        );
         let bin_w = ((area.right - area.left) as f64 / (hi - lo)).max(1.0);
         for &(bin, count) in &self.bins {
             let (px, py) = area.map(bin as f64, count as f64, (lo, hi), (0.0, max));
             let half = (bin_w * 0.4) as i64;
             c.fill_rect(px - half, py, 2 * half, area.bottom - py, PALETTE[0]);
             c.draw_text(px - half, py - 12, &count.to_string(), TEXT, Rgb::DARK_GREY);
+            let label = bin.to_string();
+            c.draw_text(
+                px - Canvas::text_width(&label, TEXT) as i64 / 2,
+                area.bottom + 8,
+                &label,
+                TEXT,
+                Rgb::BLACK,
+            );
         }
         c
     }
@@ -180,22 +197,25 @@ fn axes(
     (y0, y1): (f64, f64),
     x_label: &str,
     y_label: &str,
+    x_ticks: bool,
 ) {
     c.draw_line(a.left, a.bottom, a.right, a.bottom, Rgb::BLACK);
     c.draw_line(a.left, a.top, a.left, a.bottom, Rgb::BLACK);
     for i in 0..=4 {
         let f = f64::from(i) / 4.0;
-        let xv = x0 + f * (x1 - x0);
-        let (px, _) = a.map(xv, y0, (x0, x1), (y0, y1));
-        c.draw_line(px, a.bottom, px, a.bottom + 4, Rgb::BLACK);
-        let label = tick(xv);
-        c.draw_text(
-            px - Canvas::text_width(&label, TEXT) as i64 / 2,
-            a.bottom + 8,
-            &label,
-            TEXT,
-            Rgb::BLACK,
-        );
+        if x_ticks {
+            let xv = x0 + f * (x1 - x0);
+            let (px, _) = a.map(xv, y0, (x0, x1), (y0, y1));
+            c.draw_line(px, a.bottom, px, a.bottom + 4, Rgb::BLACK);
+            let label = tick(xv);
+            c.draw_text(
+                px - Canvas::text_width(&label, TEXT) as i64 / 2,
+                a.bottom + 8,
+                &label,
+                TEXT,
+                Rgb::BLACK,
+            );
+        }
         let yv = y0 + f * (y1 - y0);
         let (_, py) = a.map(x0, yv, (x0, x1), (y0, y1));
         c.draw_line(a.left - 4, py, a.left, py, Rgb::BLACK);
@@ -230,7 +250,7 @@ fn tick(v: f64) -> String {
     let a = v.abs();
     if a == 0.0 {
         "0".into()
-    } else if a >= 1e5 || a < 1e-2 {
+    } else if !(1e-2..1e5).contains(&a) {
         format!("{v:.1e}")
     } else if (v - v.round()).abs() < 1e-9 {
         format!("{}", v.round() as i64)

@@ -55,22 +55,37 @@ pub fn act_train_step(
     let carry = carry.unwrap_or_else(|| ActCarry::initial(core, batch));
     let (carry, out) = act_step(core, &carry, batch, Mode::Train);
     let step = head.act(&carry, &out);
-    (step.loss * (1.0 / global_batch_size as f64)).backward();
-    if let (Some(puzzle), Some(local)) = (&opt.puzzle, &out.puzzle_emb_local) {
+    backward_and_update(
+        &step.loss,
+        out.puzzle_emb_local.as_ref(),
+        &carry.current_data.puzzle_identifiers,
+        opt,
+        rates,
+        global_batch_size,
+    )?;
+    Ok((carry, step.metrics))
+}
+
+/// `(loss / global_batch_size).backward()`, then the sign-SGD on the puzzle rows of `ids` (when
+/// the model has a puzzle embedding) and AdamATan2, in the reference's order.
+fn backward_and_update(
+    loss: &Tensor,
+    puzzle_local: Option<&Tensor>,
+    ids: &Tensor,
+    opt: &mut Optimizers,
+    rates: StepRates,
+    global_batch_size: usize,
+) -> Result<()> {
+    (loss * (1.0 / global_batch_size as f64)).backward();
+    if let (Some(puzzle), Some(local)) = (&opt.puzzle, puzzle_local) {
         let grad = local.grad();
         if grad.defined() {
-            sign_sgd_step(
-                &puzzle.table,
-                &grad,
-                &carry.current_data.puzzle_identifiers,
-                rates.puzzle_emb_lr,
-                puzzle.cfg,
-            )?;
+            sign_sgd_step(&puzzle.table, &grad, ids, rates.puzzle_emb_lr, puzzle.cfg)?;
         }
     }
     opt.adam.step(rates.lr);
     opt.adam.zero_grad();
-    Ok((carry, step.metrics))
+    Ok(())
 }
 
 /// Loss and metrics of a direct (single-step) model on a batch: every row counts as halted
@@ -111,20 +126,13 @@ pub fn direct_train_step(
     global_batch_size: usize,
 ) -> Result<Metrics> {
     let (step, out) = direct_loss(model, batch, head, Mode::Train);
-    (step.loss * (1.0 / global_batch_size as f64)).backward();
-    if let (Some(puzzle), Some(local)) = (&opt.puzzle, &out.puzzle_emb_local) {
-        let grad = local.grad();
-        if grad.defined() {
-            sign_sgd_step(
-                &puzzle.table,
-                &grad,
-                &batch.puzzle_identifiers,
-                rates.puzzle_emb_lr,
-                puzzle.cfg,
-            )?;
-        }
-    }
-    opt.adam.step(rates.lr);
-    opt.adam.zero_grad();
+    backward_and_update(
+        &step.loss,
+        out.puzzle_emb_local.as_ref(),
+        &batch.puzzle_identifiers,
+        opt,
+        rates,
+        global_batch_size,
+    )?;
     Ok(step.metrics)
 }

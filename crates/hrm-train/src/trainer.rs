@@ -103,6 +103,255 @@ struct Interval {
     started: Option<Instant>,
 }
 
+/// Everything a run holds while it trains: the model and its optimisers, the carry, the
+/// position in the schedule, and where results go.
+struct Session<'a> {
+    cfg: &'a TrainConfig,
+    device: Device,
+    model: ArchModel,
+    model_table: toml::Table,
+    head: LossHead,
+    opt: Optimizers,
+    ema: Option<Ema>,
+    test_ds: Option<Dataset>,
+    run: RunDir,
+    carry: Option<ActCarry>,
+    step: u64,
+    total_steps: u64,
+    /// Sampler position after the last consumed batch (what a checkpoint records).
+    sampler_state: Option<SamplerState>,
+    /// Seconds in training steps, including those of the runs this one resumes.
+    train_seconds: f64,
+}
+
+impl Session<'_> {
+    /// One optimisation step on `batch`.
+    fn train_step(
+        &mut self,
+        batch: &hrm_data::Batch,
+        rates: StepRates,
+    ) -> Result<hrm_act::Metrics> {
+        let act_batch = to_act_batch(batch, &self.model.dims(), self.device)?;
+        // Exploration draws from libtorch's generator: seed it per step so a resumed run draws
+        // what an uninterrupted one would.
+        tch::manual_seed((self.cfg.seed.wrapping_mul(1_000_003) ^ self.step) as i64);
+        let gbs = self.cfg.global_batch_size;
+        let metrics = match &self.model {
+            ArchModel::Recurrent(core) => {
+                let (next, m) = act_train_step(
+                    core.as_ref(),
+                    self.carry.take(),
+                    &act_batch,
+                    &self.head,
+                    &mut self.opt,
+                    rates,
+                    gbs,
+                )?;
+                self.carry = Some(next);
+                m
+            }
+            ArchModel::Direct(direct) => direct_train_step(
+                direct.as_ref(),
+                &act_batch,
+                &self.head,
+                &mut self.opt,
+                rates,
+                gbs,
+            )?,
+        };
+        if let Some(ema) = self.ema.as_mut() {
+            ema.update(&self.model.params().trainable());
+        }
+        Ok(metrics)
+    }
+
+    /// Evaluates on the test split (if any), logs it, and for ARC votes and writes a submission.
+    fn evaluate(&mut self) -> Result<Option<EvalReport>> {
+        let Some(ds) = self.test_ds.as_ref() else {
+            return Ok(None);
+        };
+        let cfg = self.cfg;
+        let arc = is_arc_dataset(&cfg.data_path);
+        let keep = cfg.eval_save_outputs || arc;
+        let mut report = match &self.ema {
+            Some(ema) => {
+                // Evaluate a copy whose trainable weights are the EMA shadow; buffers and the
+                // puzzle table stay live, as in the reference.
+                let copy = build_model(cfg.arch, &self.model_table, self.device)?;
+                copy.params().copy_from(self.model.params())?;
+                tch::no_grad(|| -> Result<()> {
+                    for ((_, p), (_, s)) in copy.params().trainable().iter().zip(ema.shadow()) {
+                        p.shallow_clone().f_copy_(s)?;
+                    }
+                    Ok(())
+                })?;
+                evaluate(
+                    &copy,
+                    ds,
+                    &self.head,
+                    cfg.global_batch_size,
+                    self.device,
+                    keep,
+                )?
+            }
+            None => evaluate(
+                &self.model,
+                ds,
+                &self.head,
+                cfg.global_batch_size,
+                self.device,
+                keep,
+            )?,
+        };
+        let out_dir = self
+            .run
+            .path()
+            .join("eval")
+            .join(format!("step_{:08}", self.step));
+        if let (true, Some(outputs)) = (arc, &report.outputs) {
+            let arc_report = evaluate_arc(&cfg.data_path, ds, outputs)?;
+            report
+                .overall
+                .0
+                .insert("arc_pass_at_1".into(), arc_report.pass_at_1);
+            report
+                .overall
+                .0
+                .insert("arc_pass_at_2".into(), arc_report.pass_at_2);
+            std::fs::create_dir_all(&out_dir).map_err(|source| TrainError::Io {
+                path: out_dir.clone(),
+                source,
+            })?;
+            write_atomic(
+                &out_dir.join("submission.json"),
+                pretty_json(&arc_report.submission()).as_bytes(),
+            )?;
+            write_atomic(
+                &out_dir.join("arc_results.json"),
+                pretty_json(&arc_report).as_bytes(),
+            )?;
+            report.arc = Some(arc_report);
+        }
+        self.run.log(&MetricsLine::Eval {
+            step: self.step,
+            sets: report.sets.clone(),
+            overall: report.overall.clone(),
+        })?;
+        if cfg.eval_save_outputs {
+            if let Some(outputs) = &report.outputs {
+                crate::outputs::save(&out_dir, outputs)?;
+            }
+        }
+        Ok(Some(report))
+    }
+
+    /// Writes a checkpoint of the current state (none before the first consumed batch).
+    fn save_checkpoint(&self) -> Result<Option<PathBuf>> {
+        let Some(sampler) = self.sampler_state.clone() else {
+            return Ok(None);
+        };
+        let mut optimizer = Vec::new();
+        let mut adam_steps = std::collections::BTreeMap::new();
+        for (name, st) in self.opt.adam.named_state() {
+            optimizer.push((format!("adam.exp_avg.{name}"), st.exp_avg.shallow_clone()));
+            optimizer.push((
+                format!("adam.exp_avg_sq.{name}"),
+                st.exp_avg_sq.shallow_clone(),
+            ));
+            adam_steps.insert(name.to_string(), st.step);
+        }
+        if let Some(ema) = &self.ema {
+            for (name, s) in ema.shadow() {
+                optimizer.push((format!("ema.{name}"), s.shallow_clone()));
+            }
+        }
+        if let Some(c) = &self.carry {
+            optimizer.push(("carry.z_h".into(), c.inner.z_h.shallow_clone()));
+            optimizer.push(("carry.z_l".into(), c.inner.z_l.shallow_clone()));
+            optimizer.push(("carry.steps".into(), c.steps.shallow_clone()));
+            optimizer.push(("carry.halted".into(), c.halted.shallow_clone()));
+            optimizer.push(("carry.inputs".into(), c.current_data.inputs.shallow_clone()));
+            optimizer.push(("carry.labels".into(), c.current_data.labels.shallow_clone()));
+            optimizer.push((
+                "carry.puzzle_identifiers".into(),
+                c.current_data.puzzle_identifiers.shallow_clone(),
+            ));
+        }
+        let ckpt = Checkpoint {
+            state: CheckpointState {
+                format_version: CHECKPOINT_FORMAT,
+                step: self.step,
+                total_steps: self.total_steps,
+                sampler,
+                adam_steps,
+                config_toml: self.cfg.to_toml_string(),
+                model: self.model_table.clone(),
+                train_seconds: self.train_seconds,
+            },
+            model: self.model.params().all(),
+            optimizer,
+        };
+        Ok(Some(checkpoint::save(
+            &self.run.checkpoints(),
+            &ckpt,
+            self.cfg.keep_checkpoints,
+        )?))
+    }
+
+    /// Continues from `dir`: weights, optimiser moments, EMA, carry, step and time.
+    fn restore(&mut self, dir: &std::path::Path) -> Result<SamplerState> {
+        let ckpt = checkpoint::load(dir)?;
+        check_resumable(&ckpt.state, self.cfg, &self.model_table)?;
+        let device = self.device;
+        let params = self.model.params();
+        params.load_named(
+            std::path::Path::new("checkpoint model.safetensors"),
+            ckpt.model.to_vec_shallow(),
+        )?;
+        let find = |name: &str| {
+            ckpt.optimizer
+                .iter()
+                .find(|(n, _)| n == name)
+                .map(|(_, t)| t.to_device(device))
+                .ok_or_else(|| {
+                    TrainError::Checkpoint(format!("optimizer.safetensors lacks `{name}`"))
+                })
+        };
+        for (name, _) in params.trainable() {
+            let m = find(&format!("adam.exp_avg.{name}"))?;
+            let v = find(&format!("adam.exp_avg_sq.{name}"))?;
+            let steps = ckpt.state.adam_steps.get(&name).copied().unwrap_or(0);
+            self.opt.adam.set_state(&name, &m, &v, steps)?;
+        }
+        if let Some(ema) = self.ema.as_mut() {
+            let shadow: Vec<(String, Tensor)> = params
+                .trainable()
+                .into_iter()
+                .map(|(name, _)| Ok((name.clone(), find(&format!("ema.{name}"))?)))
+                .collect::<Result<_>>()?;
+            ema.set_shadow(&shadow)?;
+        }
+        if let (ArchModel::Recurrent(_), Ok(z_h)) = (&self.model, find("carry.z_h")) {
+            self.carry = Some(ActCarry {
+                inner: InnerCarry {
+                    z_h,
+                    z_l: find("carry.z_l")?,
+                },
+                steps: find("carry.steps")?.to_kind(Kind::Int),
+                halted: find("carry.halted")?.to_kind(Kind::Bool),
+                current_data: ActBatch {
+                    inputs: find("carry.inputs")?,
+                    labels: find("carry.labels")?,
+                    puzzle_identifiers: find("carry.puzzle_identifiers")?,
+                },
+            });
+        }
+        self.step = ckpt.state.step;
+        self.train_seconds = ckpt.state.train_seconds;
+        Ok(ckpt.state.sampler)
+    }
+}
+
 /// Trains as `opts` says and returns a summary.
 ///
 /// # Errors
@@ -123,13 +372,6 @@ pub fn train(opts: TrainOptions) -> Result<TrainSummary> {
 
     tch::manual_seed(cfg.seed as i64);
     let model = build_model(cfg.arch, &model_table, device)?;
-    let dims = model.dims();
-    let params = model.params();
-    let head = LossHead {
-        loss_type: cfg.loss.loss_type,
-        q_loss_weight: cfg.loss.q_loss_weight,
-    };
-
     let epoch_steps = total_train_steps(&meta, cfg.epochs, cfg.global_batch_size);
     if epoch_steps == 0 {
         return Err(TrainError::Dataset {
@@ -152,7 +394,8 @@ pub fn train(opts: TrainOptions) -> Result<TrainSummary> {
         .eval_interval
         .map(|i| ((epoch_steps as f64 * i as f64 / cfg.epochs as f64).floor() as u64).max(1));
 
-    let mut opt = Optimizers {
+    let params = model.params();
+    let opt = Optimizers {
         adam: AdamAtan2::new(
             params.trainable(),
             AdamAtan2Config {
@@ -167,27 +410,38 @@ pub fn train(opts: TrainOptions) -> Result<TrainSummary> {
             },
         }),
     };
-    let mut ema = if cfg.ema {
+    let ema = if cfg.ema {
         Some(Ema::new(&params.trainable(), cfg.ema_rate)?)
     } else {
         None
     };
+    let mut s = Session {
+        cfg,
+        device,
+        model,
+        model_table,
+        head: LossHead {
+            loss_type: cfg.loss.loss_type,
+            q_loss_weight: cfg.loss.q_loss_weight,
+        },
+        opt,
+        ema,
+        test_ds,
+        run: RunDir::open(&opts.run_dir)?,
+        carry: None,
+        step: 0,
+        total_steps,
+        sampler_state: None,
+        train_seconds: 0.0,
+    };
 
-    // The run directory, and the state to continue from.
-    let mut run = RunDir::open(&opts.run_dir)?;
-    let ckpt_root = run.checkpoints();
-    let mut step = 0u64;
-    let mut prior_seconds = 0.0;
-    let mut carry: Option<ActCarry> = None;
-    let sampler = match (opts.resume, checkpoint::latest(&ckpt_root)?) {
+    // The state to continue from.
+    let ckpt_root = s.run.checkpoints();
+    let mut sampler = match (opts.resume, checkpoint::latest(&ckpt_root)?) {
         (true, Some(dir)) => {
-            let ckpt = checkpoint::load(&dir)?;
-            check_resumable(&ckpt.state, cfg, &model_table)?;
-            restore(&ckpt, &model, &mut opt, ema.as_mut(), &mut carry, device)?;
-            step = ckpt.state.step;
-            prior_seconds = ckpt.state.train_seconds;
-            eprintln!("[train] resumed from {} at step {step}", dir.display());
-            TrainSampler::restore(&train_ds, &ckpt.state.sampler)?
+            let state = s.restore(&dir)?;
+            eprintln!("[train] resumed from {} at step {}", dir.display(), s.step);
+            TrainSampler::restore(&train_ds, &state)?
         }
         (true, None) => {
             return Err(TrainError::Checkpoint(format!(
@@ -204,31 +458,30 @@ pub fn train(opts: TrainOptions) -> Result<TrainSummary> {
         (false, None) => TrainSampler::new(&train_ds, cfg.global_batch_size, cfg.seed)?,
     };
     let mut resolved = cfg.clone();
-    resolved.model = model_table.clone();
-    run.write_config(&resolved.to_toml_string())?;
+    resolved.model = s.model_table.clone();
+    s.run.write_config(&resolved.to_toml_string())?;
 
     // Batches come from a background thread, each with the sampler position after it.
-    let mut sampler = sampler;
     let batches = std::iter::from_fn(move || {
         let batch = sampler.next()?;
         Some((batch, sampler.state()))
     });
     let mut prefetch = Prefetch::new(batches, 4);
 
-    let bar = progress_bar(opts.progress, total_steps, step);
+    let bar = progress_bar(opts.progress, total_steps, s.step);
+    let prior_seconds = s.train_seconds;
     let mut steps_here = 0u64;
     let mut interval = Interval::default();
     let mut last_train = None;
     let mut last_eval = None;
     let mut last_eval_step = None;
     let mut last_checkpoint = None;
-    let mut sampler_state: Option<SamplerState> = None;
+    let mut last_checkpoint_step = None;
     let mut interrupted = false;
-    let mut train_seconds = 0.0;
 
-    while step < total_steps {
-        let requested = opts.stop.as_ref().is_some_and(|s| s.load(Ordering::SeqCst));
-        if requested || opts.stop_at_step.is_some_and(|s| step >= s) {
+    while s.step < total_steps {
+        let requested = opts.stop.as_ref().is_some_and(|f| f.load(Ordering::SeqCst));
+        if requested || opts.stop_at_step.is_some_and(|at| s.step >= at) {
             interrupted = true;
             break;
         }
@@ -239,62 +492,32 @@ pub fn train(opts: TrainOptions) -> Result<TrainSummary> {
             });
         };
         let t0 = Instant::now();
-        step += 1;
+        s.step += 1;
         let rates = StepRates {
-            lr: schedule.lr(step),
-            puzzle_emb_lr: puzzle_schedule.lr(step),
+            lr: schedule.lr(s.step),
+            puzzle_emb_lr: puzzle_schedule.lr(s.step),
         };
-        let act_batch = to_act_batch(&batch, &dims, device)?;
-        // Exploration draws from libtorch's generator: seed it per step so a resumed run draws
-        // what an uninterrupted one would.
-        tch::manual_seed((cfg.seed.wrapping_mul(1_000_003) ^ step) as i64);
-        let metrics = match &model {
-            ArchModel::Recurrent(core) => {
-                let (next, m) = act_train_step(
-                    core.as_ref(),
-                    carry.take(),
-                    &act_batch,
-                    &head,
-                    &mut opt,
-                    rates,
-                    cfg.global_batch_size,
-                )?;
-                carry = Some(next);
-                m
-            }
-            ArchModel::Direct(direct) => direct_train_step(
-                direct.as_ref(),
-                &act_batch,
-                &head,
-                &mut opt,
-                rates,
-                cfg.global_batch_size,
-            )?,
-        };
-        if let Some(ema) = ema.as_mut() {
-            ema.update(&params.trainable());
-        }
-        sampler_state = Some(state_after);
+        let metrics = s.train_step(&batch, rates)?;
+        s.sampler_state = Some(state_after);
         steps_here += 1;
         interval.started.get_or_insert(t0);
         interval.sums.accumulate(&metrics.to_host());
         interval.steps += 1;
-        train_seconds += t0.elapsed().as_secs_f64();
+        s.train_seconds += t0.elapsed().as_secs_f64();
 
-        if step % cfg.log_interval == 0 || step == total_steps {
+        if s.step % cfg.log_interval == 0 || s.step == total_steps {
             let elapsed = interval
                 .started
-                .map_or(0.0, |s| s.elapsed().as_secs_f64())
+                .map_or(0.0, |t| t.elapsed().as_secs_f64())
                 .max(1e-9);
             let reduced = reduce_interval(&interval, cfg.global_batch_size);
-            let line = MetricsLine::Train {
-                step,
-                epoch: sampler_state.as_ref().map_or(0, |s| s.epoch),
+            s.run.log(&MetricsLine::Train {
+                step: s.step,
+                epoch: s.sampler_state.as_ref().map_or(0, |st| st.epoch),
                 lr: rates.lr,
                 samples_per_sec: (interval.steps as f64 * cfg.global_batch_size as f64) / elapsed,
                 metrics: reduced.clone(),
-            };
-            run.log(&line)?;
+            })?;
             if let Some(bar) = &bar {
                 bar.set_message(format!(
                     "loss {:.3} acc {:.3} exact {:.3}",
@@ -307,41 +530,19 @@ pub fn train(opts: TrainOptions) -> Result<TrainSummary> {
             interval = Interval::default();
         }
         if let Some(bar) = &bar {
-            bar.set_position(step);
+            bar.set_position(s.step);
         }
 
-        let eval_due = eval_every.is_some_and(|e| step % e == 0);
-        if eval_due {
-            let report = run_eval(
-                &model,
-                ema.as_ref(),
-                &model_table,
-                cfg,
-                test_ds.as_ref(),
-                &head,
-                device,
-                &mut run,
-                step,
-            )?;
+        if eval_every.is_some_and(|e| s.step % e == 0) {
+            let report = s.evaluate()?;
             if let (Some(bar), Some(r)) = (&bar, &report) {
-                bar.println(format!("[eval step {step}] {}", format_eval(r)));
+                bar.println(format!("[eval step {}] {}", s.step, format_eval(r)));
             }
             last_eval = report.or(last_eval);
-            last_eval_step = Some(step);
+            last_eval_step = Some(s.step);
             if cfg.checkpoint_every_eval {
-                let ck = build_checkpoint(
-                    step,
-                    total_steps,
-                    prior_seconds + train_seconds,
-                    sampler_state.as_ref(),
-                    cfg,
-                    &model_table,
-                    &model,
-                    &opt,
-                    ema.as_ref(),
-                    carry.as_ref(),
-                )?;
-                last_checkpoint = Some(checkpoint::save(&ckpt_root, &ck, cfg.keep_checkpoints)?);
+                last_checkpoint = s.save_checkpoint()?.or(last_checkpoint);
+                last_checkpoint_step = Some(s.step);
             }
         }
     }
@@ -349,53 +550,28 @@ pub fn train(opts: TrainOptions) -> Result<TrainSummary> {
     if let Some(bar) = &bar {
         bar.finish_and_clear();
     }
-
-    if !interrupted && last_eval_step != Some(step) {
-        let report = run_eval(
-            &model,
-            ema.as_ref(),
-            &model_table,
-            cfg,
-            test_ds.as_ref(),
-            &head,
-            device,
-            &mut run,
-            step,
-        )?;
-        last_eval = report.or(last_eval);
+    if !interrupted && last_eval_step != Some(s.step) {
+        last_eval = s.evaluate()?.or(last_eval);
     }
-    if steps_here > 0 || last_checkpoint.is_none() {
-        if let Some(state) = sampler_state.as_ref() {
-            let ck = build_checkpoint(
-                step,
-                total_steps,
-                prior_seconds + train_seconds,
-                Some(state),
-                cfg,
-                &model_table,
-                &model,
-                &opt,
-                ema.as_ref(),
-                carry.as_ref(),
-            )?;
-            last_checkpoint = Some(checkpoint::save(&ckpt_root, &ck, cfg.keep_checkpoints)?);
-        }
+    if steps_here > 0 && last_checkpoint_step != Some(s.step) {
+        last_checkpoint = s.save_checkpoint()?.or(last_checkpoint);
     }
-    crate::plot::training_curves(run.path())?;
+    crate::plot::training_curves(s.run.path())?;
+    let here_seconds = s.train_seconds - prior_seconds;
     Ok(TrainSummary {
-        steps: step,
+        steps: s.step,
         total_steps,
         interrupted,
-        train_seconds: prior_seconds + train_seconds,
-        samples_per_sec: if train_seconds > 0.0 {
-            steps_here as f64 * cfg.global_batch_size as f64 / train_seconds
+        train_seconds: s.train_seconds,
+        samples_per_sec: if here_seconds > 0.0 {
+            steps_here as f64 * cfg.global_batch_size as f64 / here_seconds
         } else {
             0.0
         },
         last_train,
         last_eval,
         checkpoint: last_checkpoint,
-        num_parameters: model.params().num_trainable(),
+        num_parameters: s.model.params().num_trainable(),
     })
 }
 
@@ -427,75 +603,6 @@ pub fn format_eval(r: &EvalReport) -> String {
     )
 }
 
-#[allow(clippy::too_many_arguments)]
-fn run_eval(
-    model: &ArchModel,
-    ema: Option<&Ema>,
-    model_table: &toml::Table,
-    cfg: &TrainConfig,
-    test_ds: Option<&Dataset>,
-    head: &LossHead,
-    device: Device,
-    run: &mut RunDir,
-    step: u64,
-) -> Result<Option<EvalReport>> {
-    let Some(ds) = test_ds else { return Ok(None) };
-    let arc = is_arc_dataset(&cfg.data_path);
-    let keep = cfg.eval_save_outputs || arc;
-    let mut report = match ema {
-        Some(ema) => {
-            // Evaluate a copy whose trainable weights are the EMA shadow; buffers and the puzzle
-            // table stay live, as in the reference.
-            let copy = build_model(cfg.arch, model_table, device)?;
-            copy.params().copy_from(model.params())?;
-            tch::no_grad(|| -> Result<()> {
-                for ((_, p), (_, s)) in copy.params().trainable().iter().zip(ema.shadow()) {
-                    p.shallow_clone().f_copy_(s)?;
-                }
-                Ok(())
-            })?;
-            evaluate(&copy, ds, head, cfg.global_batch_size, device, keep)?
-        }
-        None => evaluate(model, ds, head, cfg.global_batch_size, device, keep)?,
-    };
-    let out_dir = run.path().join("eval").join(format!("step_{step:08}"));
-    if let (true, Some(outputs)) = (arc, &report.outputs) {
-        let arc_report = evaluate_arc(&cfg.data_path, ds, outputs)?;
-        report
-            .overall
-            .0
-            .insert("arc_pass_at_1".into(), arc_report.pass_at_1);
-        report
-            .overall
-            .0
-            .insert("arc_pass_at_2".into(), arc_report.pass_at_2);
-        std::fs::create_dir_all(&out_dir).map_err(|source| TrainError::Io {
-            path: out_dir.clone(),
-            source,
-        })?;
-        write_atomic(
-            &out_dir.join("submission.json"),
-            pretty_json(&arc_report.submission()).as_bytes(),
-        )?;
-        write_atomic(
-            &out_dir.join("arc_results.json"),
-            pretty_json(&arc_report).as_bytes(),
-        )?;
-        report.arc = Some(arc_report);
-    }
-    run.log(&MetricsLine::Eval {
-        step,
-        sets: report.sets.clone(),
-        overall: report.overall.clone(),
-    })?;
-    if cfg.eval_save_outputs {
-        if let Some(outputs) = &report.outputs {
-            crate::outputs::save(&out_dir, outputs)?;
-        }
-    }
-    Ok(Some(report))
-}
-
 /// Pretty JSON of values that always serialise (plain data, no maps with non-string keys).
 fn pretty_json<T: serde::Serialize>(value: &T) -> String {
     serde_json::to_string_pretty(value).unwrap_or_default()
@@ -512,65 +619,6 @@ impl ShallowVec for [(String, Tensor)] {
             .map(|(n, t)| (n.clone(), t.shallow_clone()))
             .collect()
     }
-}
-
-#[allow(clippy::too_many_arguments)]
-fn build_checkpoint(
-    step: u64,
-    total_steps: u64,
-    train_seconds: f64,
-    sampler: Option<&SamplerState>,
-    cfg: &TrainConfig,
-    model_table: &toml::Table,
-    model: &ArchModel,
-    opt: &Optimizers,
-    ema: Option<&Ema>,
-    carry: Option<&ActCarry>,
-) -> Result<Checkpoint> {
-    let sampler = sampler
-        .cloned()
-        .ok_or_else(|| TrainError::Checkpoint("no batch consumed yet".into()))?;
-    let mut optimizer = Vec::new();
-    let mut adam_steps = std::collections::BTreeMap::new();
-    for (name, st) in opt.adam.named_state() {
-        optimizer.push((format!("adam.exp_avg.{name}"), st.exp_avg.shallow_clone()));
-        optimizer.push((
-            format!("adam.exp_avg_sq.{name}"),
-            st.exp_avg_sq.shallow_clone(),
-        ));
-        adam_steps.insert(name.to_string(), st.step);
-    }
-    if let Some(ema) = ema {
-        for (name, s) in ema.shadow() {
-            optimizer.push((format!("ema.{name}"), s.shallow_clone()));
-        }
-    }
-    if let Some(c) = carry {
-        optimizer.push(("carry.z_h".into(), c.inner.z_h.shallow_clone()));
-        optimizer.push(("carry.z_l".into(), c.inner.z_l.shallow_clone()));
-        optimizer.push(("carry.steps".into(), c.steps.shallow_clone()));
-        optimizer.push(("carry.halted".into(), c.halted.shallow_clone()));
-        optimizer.push(("carry.inputs".into(), c.current_data.inputs.shallow_clone()));
-        optimizer.push(("carry.labels".into(), c.current_data.labels.shallow_clone()));
-        optimizer.push((
-            "carry.puzzle_identifiers".into(),
-            c.current_data.puzzle_identifiers.shallow_clone(),
-        ));
-    }
-    Ok(Checkpoint {
-        state: CheckpointState {
-            format_version: CHECKPOINT_FORMAT,
-            step,
-            total_steps,
-            sampler,
-            adam_steps,
-            config_toml: cfg.to_toml_string(),
-            model: model_table.clone(),
-            train_seconds,
-        },
-        model: model.params().all(),
-        optimizer,
-    })
 }
 
 /// Refuses a resume whose config changes the model's shapes, the architecture or the batch.
@@ -606,67 +654,6 @@ fn check_resumable(
             "cannot resume: the config differs from the checkpoint's in {}",
             problems.join(", ")
         )));
-    }
-    Ok(())
-}
-
-fn restore(
-    ckpt: &Checkpoint,
-    model: &ArchModel,
-    opt: &mut Optimizers,
-    ema: Option<&mut Ema>,
-    carry: &mut Option<ActCarry>,
-    device: Device,
-) -> Result<()> {
-    let weights: Vec<(String, Tensor)> = ckpt.model.to_vec_shallow();
-    model.params().load_named(
-        std::path::Path::new("checkpoint model.safetensors"),
-        weights,
-    )?;
-    let find = |name: &str| {
-        ckpt.optimizer
-            .iter()
-            .find(|(n, _)| n == name)
-            .map(|(_, t)| t.to_device(device))
-    };
-    let missing =
-        |name: &str| TrainError::Checkpoint(format!("optimizer.safetensors lacks `{name}`"));
-    for (name, _) in model.params().trainable() {
-        let m = find(&format!("adam.exp_avg.{name}"))
-            .ok_or_else(|| missing(&format!("adam.exp_avg.{name}")))?;
-        let v = find(&format!("adam.exp_avg_sq.{name}"))
-            .ok_or_else(|| missing(&format!("adam.exp_avg_sq.{name}")))?;
-        let steps = ckpt.state.adam_steps.get(&name).copied().unwrap_or(0);
-        opt.adam.set_state(&name, &m, &v, steps)?;
-    }
-    if let Some(ema) = ema {
-        let shadow: Vec<(String, Tensor)> = model
-            .params()
-            .trainable()
-            .into_iter()
-            .map(|(name, _)| {
-                find(&format!("ema.{name}"))
-                    .map(|t| (name.clone(), t))
-                    .ok_or_else(|| missing(&format!("ema.{name}")))
-            })
-            .collect::<Result<_>>()?;
-        ema.set_shadow(&shadow)?;
-    }
-    if let (ArchModel::Recurrent(_), Some(z_h)) = (model, find("carry.z_h")) {
-        let get = |n: &str| find(n).ok_or_else(|| missing(n));
-        *carry = Some(ActCarry {
-            inner: InnerCarry {
-                z_h,
-                z_l: get("carry.z_l")?,
-            },
-            steps: get("carry.steps")?.to_kind(Kind::Int),
-            halted: get("carry.halted")?.to_kind(Kind::Bool),
-            current_data: ActBatch {
-                inputs: get("carry.inputs")?,
-                labels: get("carry.labels")?,
-                puzzle_identifiers: get("carry.puzzle_identifiers")?,
-            },
-        });
     }
     Ok(())
 }

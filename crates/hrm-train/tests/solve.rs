@@ -872,3 +872,80 @@ fn arc_tasks_vote_over_their_views_and_unknown_tasks_are_flagged() {
     assert_eq!(submission["bbb"].as_array().map(Vec::len), Some(2));
     assert!(submission["aaa"][0]["attempt_1"].is_array());
 }
+
+/// A GRU baseline (no ACT, no Q head) trained for a few steps on the Sudoku data.
+fn gru() -> &'static Trained {
+    static T: OnceLock<Trained> = OnceLock::new();
+    T.get_or_init(|| {
+        single_thread();
+        let s = sudoku();
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let run = tmp.path().join("run");
+        let body = r#"arch = "gru"
+global_batch_size = 8
+epochs = 3
+lr = 1e-3
+weight_decay = 0.01
+puzzle_emb_lr = 1e-2
+puzzle_emb_weight_decay = 0.1
+[model]
+hidden_size = 32
+num_layers = 1
+puzzle_emb_ndim = 0
+"#;
+        train_run(config(&s.data, body), &run);
+        Trained {
+            dir: tmp.path().to_path_buf(),
+            _tmp: tmp,
+            data: s.data.clone(),
+            run,
+        }
+    })
+}
+
+#[test]
+fn baselines_answer_in_one_step_without_q_values() {
+    let t = gru();
+    let line = training_puzzles(&t.data)[0].board.to_line();
+    let json = t.dir.join("gru-trace.json");
+    let out = hrm(&[
+        "solve",
+        "sudoku",
+        &line,
+        "--run",
+        path_str(&t.run),
+        "--device",
+        "cpu",
+        "--json",
+        "--trace-json",
+        path_str(&json),
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let o = &json_lines(&out)[0];
+    assert_eq!(o["steps"], 1);
+    assert_eq!(o["q_halt"].as_array().map(Vec::len), Some(0));
+    let trace: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json).expect("trace json")).expect("json");
+    assert_eq!(trace["steps"].as_array().map(Vec::len), Some(1));
+    assert!(trace["steps"][0]["q_halt"].is_null());
+
+    let out_dir = t.dir.join("report");
+    let out = hrm(&[
+        "eval",
+        path_str(&t.run),
+        "--out",
+        path_str(&out_dir),
+        "--device",
+        "cpu",
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let metrics: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(out_dir.join("metrics.json")).expect("metrics.json"),
+    )
+    .expect("json");
+    assert_eq!(metrics["arch"], "gru");
+    assert_eq!(
+        metrics["steps_histogram"],
+        serde_json::json!([{ "steps": 1, "count": 16 }])
+    );
+}

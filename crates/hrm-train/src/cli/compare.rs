@@ -55,6 +55,12 @@ pub struct CompareArgs {
     /// Override a config key of every run, e.g. `--set lr=3e-4` (as `hrm train --set`).
     #[arg(long = "set", value_name = "KEY=VALUE")]
     pub overrides: Vec<String>,
+    /// libtorch intra-op threads; 0 keeps libtorch's choice (one per core). The default, 1, is
+    /// the faster choice for the default's small models on a 2-core CPU: their matrices are too
+    /// small to gain much from a second thread, and when other work shares the cores the
+    /// threads spend most of each step waiting for each other.
+    #[arg(long, default_value_t = 1)]
+    pub threads: i32,
     /// No progress bars.
     #[arg(long)]
     pub no_progress: bool,
@@ -67,6 +73,14 @@ pub struct CompareArgs {
 pub fn run(args: CompareArgs) -> anyhow::Result<()> {
     let device = parse_device(&args.device)?;
     let archs = parse_archs(&args.archs)?;
+    anyhow::ensure!(
+        args.threads >= 0,
+        "--threads must be 0 (libtorch's choice) or more, got {}",
+        args.threads
+    );
+    if args.threads > 0 {
+        tch::set_num_threads(args.threads);
+    }
     let stop = Arc::new(AtomicBool::new(false));
     let handler_stop = Arc::clone(&stop);
     let _ = ctrlc::set_handler(move || {

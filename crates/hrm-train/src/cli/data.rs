@@ -142,7 +142,7 @@ pub struct ShowArgs {
     #[arg(long)]
     pub png: Option<PathBuf>,
     /// A .npy of predicted tokens [N, seq_len] in the set's example order
-    /// (the evaluator's <set>__predictions.npy).
+    /// (the evaluator's `<set>__predictions.npy`).
     #[arg(long)]
     pub predictions: Option<PathBuf>,
 }

@@ -69,7 +69,12 @@ pub fn run(args: EvalArgs) -> anyhow::Result<()> {
             device,
         },
     )
-    .with_context(|| format!("evaluating on {}", data.display()))?;
+    .with_context(|| {
+        format!(
+            "evaluating on {} (pass --data DIR if the dataset is elsewhere)",
+            data.display()
+        )
+    })?;
     print!("{}", report.summary());
     Ok(())
 }

@@ -195,9 +195,14 @@ pub fn adam_atan2_update(
     let _ = p.g_mul_scalar_(wd_alpha);
     let _ = st.exp_avg.lerp_(grad, 1.0 - beta1);
     let _ = st.exp_avg_sq.lerp_(&grad.square(), 1.0 - beta2);
-    let denom = st.exp_avg_sq.sqrt() / bc2_sqrt;
-    let update = st.exp_avg.atan2(&denom);
-    let _ = p.g_sub_(&(update * step_size));
+    // Speed: one scratch tensor carries `sqrt(v) / bc2_sqrt`, then the atan2 and the step size
+    // in place (an elementwise op may write over its own input), instead of a new tensor per
+    // operation. Same operations in the same order, so the same bits.
+    let mut update = st.exp_avg_sq.sqrt();
+    let _ = update.g_div_scalar_(bc2_sqrt);
+    let _ = st.exp_avg.atan2_out(&update, &update);
+    let _ = update.g_mul_scalar_(step_size);
+    let _ = p.g_sub_(&update);
 }
 
 #[cfg(test)]

@@ -4,7 +4,7 @@
 //!
 //! The puzzle identifier is 0 (`<blank>`), the only one a Sudoku dataset has.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use tch::Device;
 
@@ -144,7 +144,7 @@ pub fn encode_puzzles(model: &ArchModel, puzzles: &[SudokuPuzzle]) -> Result<(Ve
         .map_err(|e| match e {
             TrainError::Config { key, reason } => TrainError::Config {
                 key,
-                reason: format!("puzzle {}: {reason}", p.source),
+                reason: format!("the puzzle ({}): {reason}", p.source),
             },
             other => other,
         })?;
@@ -258,11 +258,6 @@ pub fn measure_throughput(
     })
 }
 
-/// The path of a puzzle's source file, for `FILE:LINE` sources.
-pub fn source_file(source: &str) -> Option<PathBuf> {
-    source.rsplit_once(':').map(|(f, _)| PathBuf::from(f))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -279,7 +274,6 @@ mod tests {
         let ok = read_puzzle_file(&f).expect("one puzzle");
         assert_eq!(ok.len(), 1);
         assert!(ok[0].source.ends_with("p.txt:1"));
-        assert_eq!(source_file(&ok[0].source), Some(f));
     }
 
     #[test]

@@ -91,7 +91,6 @@ impl Trace {
                 input.len()
             )));
         }
-        let has_q = !row.q_halt_logits.is_empty();
         let mut steps = Vec::new();
         let mut previous = input;
         for (k, tokens) in preds.iter().take(row.halt_step).enumerate() {
@@ -118,8 +117,8 @@ impl Trace {
                 tokens: tokens.clone(),
                 grid: format_grid(kind, tokens),
                 changed,
-                q_halt: has_q.then(|| qh.map(sigmoid)).flatten(),
-                q_continue: has_q.then(|| qc.map(sigmoid)).flatten(),
+                q_halt: qh.map(sigmoid),
+                q_continue: qc.map(sigmoid),
                 learned_halt,
             });
             previous = tokens;
