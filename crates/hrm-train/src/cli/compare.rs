@@ -3,9 +3,9 @@
 //! counts and the same example budget, then prints the table and writes `comparison.md` and
 //! `comparison.png` (see [`crate::compare`]).
 //!
-//! The defaults (4x4 Sudoku, about 1.05M parameters, 32 000 examples per architecture) finish in
-//! about half an hour on a 2-core CPU; `--examples`, `--params`, `--batch-size` and `--data`
-//! scale it up for a GPU.
+//! The defaults (4x4 Sudoku, about 1.05M parameters, 128 000 examples per architecture, one
+//! intra-op thread) finish in about 25 minutes on a 2-core CPU; `--examples`, `--params`,
+//! `--batch-size` and `--data` scale it up for a GPU.
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -109,7 +109,7 @@ pub fn run(args: CompareArgs) -> anyhow::Result<()> {
         command,
     };
     eprintln!(
-        "[compare] {} on {} ({} threads), {} examples each, target {} parameters, out {}",
+        "[compare] {} on {} (intra-op threads {}), {} examples each, target {} parameters, out {}",
         args.archs,
         device_name(device),
         tch::get_num_threads(),
