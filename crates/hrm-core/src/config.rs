@@ -8,6 +8,7 @@
 
 use std::path::Path;
 
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{CoreError, Result};
@@ -122,6 +123,98 @@ pub fn swiglu_intermediate_size(width: usize, expansion: f64) -> usize {
     raw.div_ceil(256) * 256
 }
 
+/// A model configuration read from a JSON or TOML model section and validated. Every
+/// architecture's config implements it; parse errors (unknown keys, wrong types) name the key
+/// and the architecture, impossible values name the key.
+pub trait ModelConfig: Sized + DeserializeOwned {
+    /// The architecture's name in configs and messages (`hrm`, `trm`, `gru`, `transformer`).
+    const ARCH: &'static str;
+
+    /// Checks every value, naming the first impossible key.
+    ///
+    /// # Errors
+    /// [`CoreError::Config`] with the key.
+    fn validate(&self) -> Result<()>;
+
+    /// Parses a JSON model section and validates it.
+    ///
+    /// # Errors
+    /// [`CoreError::ConfigParse`] for syntax errors, unknown keys and wrong types (the message
+    /// names the key and the architecture); [`CoreError::Config`] for impossible values.
+    fn from_json_str(text: &str) -> Result<Self> {
+        let cfg: Self = parse_section(text, SectionFormat::Json, Self::ARCH)?;
+        cfg.validate()?;
+        Ok(cfg)
+    }
+
+    /// Parses a TOML model section and validates it. Errors as [`ModelConfig::from_json_str`].
+    fn from_toml_str(text: &str) -> Result<Self> {
+        let cfg: Self = parse_section(text, SectionFormat::Toml, Self::ARCH)?;
+        cfg.validate()?;
+        Ok(cfg)
+    }
+
+    /// Reads a `.json` or `.toml` file (TOML unless the extension is `json`) and validates it.
+    ///
+    /// # Errors
+    /// [`CoreError::Io`] when the file cannot be read, otherwise as
+    /// [`ModelConfig::from_json_str`], with the file named.
+    fn from_path(path: &Path) -> Result<Self> {
+        let text = std::fs::read_to_string(path).map_err(|source| CoreError::Io {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        let format = if path.extension().is_some_and(|e| e == "json") {
+            SectionFormat::Json
+        } else {
+            SectionFormat::Toml
+        };
+        let cfg: Self = parse_section(&text, format, Self::ARCH).map_err(|e| match e {
+            CoreError::ConfigParse { message, .. } => CoreError::ConfigParse {
+                source_name: format!("{} (arch `{}`)", path.display(), Self::ARCH),
+                message,
+            },
+            other => other,
+        })?;
+        cfg.validate()?;
+        Ok(cfg)
+    }
+}
+
+/// The text formats a model section is read from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum SectionFormat {
+    Json,
+    Toml,
+}
+
+/// Parses a model section for `arch`; a key that belongs to another architecture reads as
+/// such ("model section of arch `gru`: unknown field `H_cycles`, expected one of ...").
+fn parse_section<T: DeserializeOwned>(text: &str, format: SectionFormat, arch: &str) -> Result<T> {
+    let source_name = format!("model section of arch `{arch}`");
+    match format {
+        SectionFormat::Json => serde_json::from_str(text).map_err(|e| CoreError::ConfigParse {
+            source_name,
+            message: e.to_string(),
+        }),
+        SectionFormat::Toml => toml::from_str(text).map_err(|e| CoreError::ConfigParse {
+            source_name,
+            message: e.to_string(),
+        }),
+    }
+}
+
+/// Fails with [`CoreError::Config`] naming the first key whose value is 0.
+pub(crate) fn require_positive(values: &[(&'static str, usize)]) -> Result<()> {
+    match values.iter().find(|(_, v)| *v == 0) {
+        Some((key, _)) => Err(CoreError::Config {
+            key,
+            reason: "must be at least 1".into(),
+        }),
+        None => Ok(()),
+    }
+}
+
 impl HrmConfig {
     /// The `tiny` preset: hidden 128, 4 heads, 2+2 layers, 2x2 cycles, Sudoku sizes (seq_len 81,
     /// vocab 11), RoPE, puzzle_emb_ndim = hidden, halt_max_steps 16, float32.
@@ -162,94 +255,6 @@ impl HrmConfig {
         }
     }
 
-    /// Parses a JSON config and validates it.
-    ///
-    /// # Errors
-    /// [`CoreError::ConfigParse`] for syntax errors, unknown keys and wrong types (the message
-    /// names the key); [`CoreError::Config`] for impossible values.
-    pub fn from_json_str(text: &str) -> Result<Self> {
-        let cfg: Self = serde_json::from_str(text).map_err(|e| CoreError::ConfigParse {
-            source_name: "<json>".into(),
-            message: e.to_string(),
-        })?;
-        cfg.validate()?;
-        Ok(cfg)
-    }
-
-    /// Parses a TOML config and validates it. Errors as [`HrmConfig::from_json_str`].
-    pub fn from_toml_str(text: &str) -> Result<Self> {
-        let cfg: Self = toml::from_str(text).map_err(|e| CoreError::ConfigParse {
-            source_name: "<toml>".into(),
-            message: e.to_string(),
-        })?;
-        cfg.validate()?;
-        Ok(cfg)
-    }
-
-    /// Reads a `.json` or `.toml` config file and validates it.
-    ///
-    /// # Errors
-    /// [`CoreError::Io`] when the file cannot be read, otherwise as
-    /// [`HrmConfig::from_json_str`], with the file name in the message.
-    pub fn from_path(path: &Path) -> Result<Self> {
-        let text = std::fs::read_to_string(path).map_err(|source| CoreError::Io {
-            path: path.to_path_buf(),
-            source,
-        })?;
-        let is_json = path.extension().is_some_and(|e| e == "json");
-        let parsed = if is_json {
-            Self::from_json_str(&text)
-        } else {
-            Self::from_toml_str(&text)
-        };
-        parsed.map_err(|e| match e {
-            CoreError::ConfigParse { message, .. } => CoreError::ConfigParse {
-                source_name: path.display().to_string(),
-                message,
-            },
-            other => other,
-        })
-    }
-
-    /// Checks every value, naming the first impossible key.
-    ///
-    /// # Errors
-    /// [`CoreError::Config`] with the key: zero sizes or cycles, `hidden_size` not divisible by
-    /// `num_heads`, an odd head dimension with RoPE, a non-positive epsilon or expansion, an
-    /// exploration probability outside [0, 1], a puzzle embedding without identifiers.
-    pub fn validate(&self) -> Result<()> {
-        let positive = [
-            ("seq_len", self.seq_len),
-            ("vocab_size", self.vocab_size),
-            ("H_cycles", self.h_cycles),
-            ("L_cycles", self.l_cycles),
-            ("H_layers", self.h_layers),
-            ("L_layers", self.l_layers),
-            ("hidden_size", self.hidden_size),
-            ("num_heads", self.num_heads),
-            ("halt_max_steps", self.halt_max_steps),
-        ];
-        for (key, value) in positive {
-            if value == 0 {
-                return Err(CoreError::Config {
-                    key,
-                    reason: "must be at least 1".into(),
-                });
-            }
-        }
-        validate_common(&CommonDims {
-            hidden_size: self.hidden_size,
-            num_heads: self.num_heads,
-            expansion: self.expansion,
-            rms_norm_eps: self.rms_norm_eps,
-            rope_theta: self.rope_theta,
-            pos_encodings: self.pos_encodings,
-            halt_exploration_prob: self.halt_exploration_prob,
-            puzzle_emb_ndim: self.puzzle_emb_ndim,
-            num_puzzle_identifiers: self.num_puzzle_identifiers,
-        })
-    }
-
     /// Width of one attention head (`d = H / nh`).
     pub fn head_dim(&self) -> usize {
         self.hidden_size / self.num_heads
@@ -273,6 +278,41 @@ impl HrmConfig {
     /// The factor applied to the input embedding, `sqrt(H)` rounded to float32.
     pub fn embed_scale(&self) -> f64 {
         f64::from((self.hidden_size as f32).sqrt())
+    }
+}
+
+impl ModelConfig for HrmConfig {
+    const ARCH: &'static str = "hrm";
+
+    /// Checks every value, naming the first impossible key.
+    ///
+    /// # Errors
+    /// [`CoreError::Config`] with the key: zero sizes or cycles, `hidden_size` not divisible by
+    /// `num_heads`, an odd head dimension with RoPE, a non-positive epsilon or expansion, an
+    /// exploration probability outside [0, 1], a puzzle embedding without identifiers.
+    fn validate(&self) -> Result<()> {
+        require_positive(&[
+            ("seq_len", self.seq_len),
+            ("vocab_size", self.vocab_size),
+            ("H_cycles", self.h_cycles),
+            ("L_cycles", self.l_cycles),
+            ("H_layers", self.h_layers),
+            ("L_layers", self.l_layers),
+            ("hidden_size", self.hidden_size),
+            ("num_heads", self.num_heads),
+            ("halt_max_steps", self.halt_max_steps),
+        ])?;
+        validate_common(&CommonDims {
+            hidden_size: self.hidden_size,
+            num_heads: self.num_heads,
+            expansion: self.expansion,
+            rms_norm_eps: self.rms_norm_eps,
+            rope_theta: self.rope_theta,
+            pos_encodings: self.pos_encodings,
+            halt_exploration_prob: self.halt_exploration_prob,
+            puzzle_emb_ndim: self.puzzle_emb_ndim,
+            num_puzzle_identifiers: self.num_puzzle_identifiers,
+        })
     }
 }
 

@@ -54,7 +54,7 @@ pub mod weights;
 
 pub use baselines::{Gru, GruConfig, Transformer, TransformerConfig};
 pub use carry::InnerCarry;
-pub use config::{ForwardDtype, HrmConfig, PosEncoding};
+pub use config::{ForwardDtype, HrmConfig, ModelConfig, PosEncoding};
 pub use direct::{DirectModel, DirectOutput};
 pub use error::CoreError;
 pub use model::Hrm;

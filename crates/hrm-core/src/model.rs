@@ -11,7 +11,7 @@ use tch::{Device, Tensor};
 
 use crate::block::BlockDims;
 use crate::carry::InnerCarry;
-use crate::config::{HrmConfig, PosEncoding};
+use crate::config::{HrmConfig, ModelConfig, PosEncoding};
 use crate::embedding::{EmbeddingDims, InputEmbedding};
 use crate::error::Result;
 use crate::heads::OutputHeads;

@@ -4,8 +4,8 @@
 use tch::Device;
 
 use hrm_core::{
-    CoreDims, DirectModel, Gru, GruConfig, Hrm, HrmConfig, ModelParams, RecurrentCore, Transformer,
-    TransformerConfig, Trm, TrmConfig,
+    CoreDims, DirectModel, Gru, GruConfig, Hrm, HrmConfig, ModelConfig, ModelParams, RecurrentCore,
+    Transformer, TransformerConfig, Trm, TrmConfig,
 };
 
 use crate::config::Arch;
@@ -69,7 +69,10 @@ pub fn build_model(arch: Arch, model: &toml::Table, device: Device) -> Result<Ar
             let model: Box<dyn DirectModel> = if arch == Arch::Gru {
                 Box::new(Gru::new(&GruConfig::from_json_str(&text)?, device)?)
             } else {
-                Box::new(Transformer::new(&TransformerConfig::from_json_str(&text)?, device)?)
+                Box::new(Transformer::new(
+                    &TransformerConfig::from_json_str(&text)?,
+                    device,
+                )?)
             };
             Ok(ArchModel::Direct(model))
         }

@@ -36,7 +36,7 @@ use serde::{Deserialize, Serialize};
 use tch::Device;
 
 use hrm_core::config::swiglu_intermediate_size;
-use hrm_core::{GruConfig, HrmConfig, PosEncoding, TransformerConfig, TrmConfig};
+use hrm_core::{GruConfig, HrmConfig, ModelConfig, PosEncoding, TransformerConfig, TrmConfig};
 use hrm_data::{Dataset, DatasetMetadata};
 
 use crate::arch::build_model;
@@ -81,7 +81,8 @@ pub struct CompareOptions {
     pub batch_size: usize,
     /// Evaluations per run.
     pub evals: u64,
-    /// `key=value` overrides applied to every run's config (as `hrm train --set`).
+    /// `key=value` overrides of every run's config (as `hrm train --set`); `arch:key=value`
+    /// (e.g. `trm:model.L_cycles=6`) overrides only that architecture's.
     pub overrides: Vec<String>,
     /// Progress bars on the terminal.
     pub progress: bool,
@@ -434,12 +435,29 @@ fn base_config(
         seed = opts.seed,
         model = preset_text(arch),
     );
-    TrainConfig::from_toml_str(&text, &opts.overrides)
+    TrainConfig::from_toml_str(&text, &overrides_for(arch, &opts.overrides))
 }
 
-/// Whether the user fixed the width with `--set model.hidden_size=...`.
-fn width_fixed(opts: &CompareOptions) -> bool {
-    opts.overrides.iter().any(|o| {
+/// The overrides that apply to `arch`: those without an architecture prefix, and those with
+/// `arch:` (the prefix removed).
+pub fn overrides_for(arch: Arch, overrides: &[String]) -> Vec<String> {
+    overrides
+        .iter()
+        .filter_map(|o| {
+            let (head, _) = o.split_once('=').unwrap_or((o.as_str(), ""));
+            match head.split_once(':') {
+                Some((prefix, _)) if Arch::ALL.iter().any(|a| a.name() == prefix.trim()) => {
+                    (prefix.trim() == arch.name()).then(|| o[prefix.len() + 1..].to_string())
+                }
+                _ => Some(o.clone()),
+            }
+        })
+        .collect()
+}
+
+/// Whether the user fixed `arch`'s width with `--set [arch:]model.hidden_size=...`.
+fn width_fixed(arch: Arch, opts: &CompareOptions) -> bool {
+    overrides_for(arch, &opts.overrides).iter().any(|o| {
         o.split('=')
             .next()
             .is_some_and(|k| k.trim() == "model.hidden_size")
@@ -464,7 +482,7 @@ pub fn plan(opts: &CompareOptions, data: &Path) -> Result<Vec<PlannedRun>> {
         let mut cfg = base_config(arch, data, opts, &meta)?;
         let resolved = cfg.resolved_model(&meta, default_forward_dtype(opts.device))?;
         // A width given with --set model.hidden_size=... is kept; otherwise it is chosen.
-        let (model, formula) = if width_fixed(opts) {
+        let (model, formula) = if width_fixed(arch, opts) {
             let n = count_params(arch, &resolved)?;
             (resolved, n)
         } else {
@@ -493,20 +511,19 @@ pub fn plan(opts: &CompareOptions, data: &Path) -> Result<Vec<PlannedRun>> {
         });
     }
     let target = opts.target_params.max(1) as f64;
-    if !width_fixed(opts) {
-        for r in &runs {
-            let off = (r.parameters as f64 - target).abs() / target;
-            if off > PARAM_TOLERANCE {
-                return Err(TrainError::Config {
-                    key: "params".into(),
-                    reason: format!(
-                        "`{}` has {} parameters, {:.1} % from the target",
-                        r.arch.name(),
-                        r.parameters,
-                        off * 100.0
-                    ),
-                });
-            }
+    // A width the user fixed is kept whatever its size; every chosen one is checked.
+    for r in runs.iter().filter(|r| !width_fixed(r.arch, opts)) {
+        let off = (r.parameters as f64 - target).abs() / target;
+        if off > PARAM_TOLERANCE {
+            return Err(TrainError::Config {
+                key: "params".into(),
+                reason: format!(
+                    "`{}` has {} parameters, {:.1} % from the target",
+                    r.arch.name(),
+                    r.parameters,
+                    off * 100.0
+                ),
+            });
         }
     }
     Ok(runs)
@@ -994,6 +1011,28 @@ mod tests {
         // The directory is now in use: a second comparison into it is refused before training.
         let err = run_comparison(&opts).expect_err("runs exist").to_string();
         assert!(err.contains("already holds a run"), "{err}");
+    }
+
+    #[test]
+    fn prefixed_overrides_reach_one_architecture() {
+        let all = vec![
+            "lr=3e-4".to_string(),
+            "trm:model.L_cycles=6".to_string(),
+            "gru: model.num_layers=3".to_string(),
+            "data_path=\"a:b\"".to_string(),
+        ];
+        assert_eq!(
+            overrides_for(Arch::Trm, &all),
+            ["lr=3e-4", "model.L_cycles=6", "data_path=\"a:b\""]
+        );
+        assert_eq!(
+            overrides_for(Arch::Gru, &all),
+            ["lr=3e-4", " model.num_layers=3", "data_path=\"a:b\""]
+        );
+        assert_eq!(
+            overrides_for(Arch::Hrm, &all),
+            ["lr=3e-4", "data_path=\"a:b\""]
+        );
     }
 
     #[test]

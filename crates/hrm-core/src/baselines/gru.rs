@@ -15,14 +15,11 @@
 //! `inner.puzzle_emb.weights` `[Nid, Dp]` in the sparse store. The GRU starts from PyTorch's
 //! `nn.GRU` initialisation, `U(-1/sqrt(H), 1/sqrt(H))` for every weight and bias.
 
-use std::path::Path;
-
 use serde::{Deserialize, Serialize};
 use tch::nn::{self, RNN};
 use tch::{Device, Kind};
 
-use super::{parse, read, require_positive, Format};
-use crate::config::PosEncoding;
+use crate::config::{require_positive, ModelConfig, PosEncoding};
 use crate::direct::{DirectModel, DirectOutput};
 use crate::embedding::{EmbeddingDims, InputEmbedding};
 use crate::error::{CoreError, Result};
@@ -38,6 +35,7 @@ pub const ARCH: &str = "gru";
 ///
 /// # Example
 /// ```
+/// use hrm_core::ModelConfig;
 /// let cfg = hrm_core::GruConfig::from_toml_str(
 ///     "seq_len = 16\nvocab_size = 6\nnum_puzzle_identifiers = 1\nhidden_size = 32\nnum_layers = 2\n",
 /// )?;
@@ -83,41 +81,26 @@ impl GruConfig {
         }
     }
 
-    /// Parses a JSON model section and validates it.
-    ///
-    /// # Errors
-    /// [`CoreError::ConfigParse`] for syntax errors, unknown keys and wrong types (the message
-    /// names the key and the architecture); [`CoreError::Config`] for impossible values.
-    pub fn from_json_str(text: &str) -> Result<Self> {
-        let cfg: Self = parse(text, Format::Json, ARCH)?;
-        cfg.validate()?;
-        Ok(cfg)
+    /// Prepended puzzle positions, `P = ceil(Dp / H)` as in HRM.
+    pub fn puzzle_emb_len(&self) -> usize {
+        self.puzzle_emb_ndim.div_ceil(self.hidden_size)
     }
 
-    /// Parses a TOML model section and validates it. Errors as [`GruConfig::from_json_str`].
-    pub fn from_toml_str(text: &str) -> Result<Self> {
-        let cfg: Self = parse(text, Format::Toml, ARCH)?;
-        cfg.validate()?;
-        Ok(cfg)
+    /// Positions the GRU runs over, `T = S + P`.
+    pub fn total_seq_len(&self) -> usize {
+        self.seq_len + self.puzzle_emb_len()
     }
+}
 
-    /// Reads a `.json` or `.toml` file and validates it.
-    ///
-    /// # Errors
-    /// [`CoreError::Io`] when the file cannot be read, otherwise as
-    /// [`GruConfig::from_json_str`] with the file named.
-    pub fn from_path(path: &Path) -> Result<Self> {
-        let cfg: Self = read(path, ARCH)?;
-        cfg.validate()?;
-        Ok(cfg)
-    }
+impl ModelConfig for GruConfig {
+    const ARCH: &'static str = ARCH;
 
     /// Checks every value, naming the first impossible key.
     ///
     /// # Errors
     /// [`CoreError::Config`] for a zero `seq_len`, `vocab_size`, `hidden_size` or `num_layers`,
     /// and for a puzzle embedding without identifiers.
-    pub fn validate(&self) -> Result<()> {
+    fn validate(&self) -> Result<()> {
         require_positive(&[
             ("seq_len", self.seq_len),
             ("vocab_size", self.vocab_size),
@@ -131,16 +114,6 @@ impl GruConfig {
             });
         }
         Ok(())
-    }
-
-    /// Prepended puzzle positions, `P = ceil(Dp / H)` as in HRM.
-    pub fn puzzle_emb_len(&self) -> usize {
-        self.puzzle_emb_ndim.div_ceil(self.hidden_size)
-    }
-
-    /// Positions the GRU runs over, `T = S + P`.
-    pub fn total_seq_len(&self) -> usize {
-        self.seq_len + self.puzzle_emb_len()
     }
 }
 

@@ -17,14 +17,13 @@
 //! `inner.layers.{i}.mlp.{gate_up_proj,down_proj}.weight`, `inner.lm_head.weight`, and
 //! `inner.puzzle_emb.weights` in the sparse store.
 
-use std::path::Path;
-
 use serde::{Deserialize, Serialize};
 use tch::Device;
 
-use super::{parse, read, require_positive, Format};
 use crate::block::{Block, BlockDims};
-use crate::config::{validate_common, CommonDims, ForwardDtype, PosEncoding};
+use crate::config::{
+    require_positive, validate_common, CommonDims, ForwardDtype, ModelConfig, PosEncoding,
+};
 use crate::direct::{DirectModel, DirectOutput};
 use crate::embedding::{EmbeddingDims, InputEmbedding};
 use crate::error::{CoreError, Result};
@@ -41,6 +40,7 @@ pub const ARCH: &str = "transformer";
 ///
 /// # Example
 /// ```
+/// use hrm_core::ModelConfig;
 /// let cfg = hrm_core::TransformerConfig::from_toml_str(
 ///     "seq_len = 81\nvocab_size = 11\nnum_puzzle_identifiers = 1\nH_layers = 4\nL_layers = 4\n\
 ///      hidden_size = 64\nnum_heads = 2\nexpansion = 4.0\npos_encodings = \"rope\"\n",
@@ -135,41 +135,30 @@ impl TransformerConfig {
         }
     }
 
-    /// Parses a JSON model section and validates it.
-    ///
-    /// # Errors
-    /// [`CoreError::ConfigParse`] for syntax errors, unknown keys and wrong types (the message
-    /// names the key and the architecture); [`CoreError::Config`] for impossible values.
-    pub fn from_json_str(text: &str) -> Result<Self> {
-        let cfg: Self = parse(text, Format::Json, ARCH)?;
-        cfg.validate()?;
-        Ok(cfg)
-    }
-
-    /// Parses a TOML model section and validates it. Errors as
-    /// [`TransformerConfig::from_json_str`].
-    pub fn from_toml_str(text: &str) -> Result<Self> {
-        let cfg: Self = parse(text, Format::Toml, ARCH)?;
-        cfg.validate()?;
-        Ok(cfg)
-    }
-
-    /// Reads a `.json` or `.toml` file and validates it.
-    ///
-    /// # Errors
-    /// [`CoreError::Io`] when the file cannot be read, otherwise as
-    /// [`TransformerConfig::from_json_str`] with the file named.
-    pub fn from_path(path: &Path) -> Result<Self> {
-        let cfg: Self = read(path, ARCH)?;
-        cfg.validate()?;
-        Ok(cfg)
-    }
-
     /// Number of blocks: `num_layers`, or `H_layers + L_layers`.
     pub fn depth(&self) -> usize {
         self.num_layers
             .unwrap_or(self.h_layers.unwrap_or(0) + self.l_layers.unwrap_or(0))
     }
+
+    /// Width of one attention head (`H / nh`).
+    pub fn head_dim(&self) -> usize {
+        self.hidden_size / self.num_heads
+    }
+
+    /// Prepended puzzle positions, `P = ceil(Dp / H)` as in HRM.
+    pub fn puzzle_emb_len(&self) -> usize {
+        self.puzzle_emb_ndim.div_ceil(self.hidden_size)
+    }
+
+    /// Positions the stack runs over, `T = S + P`.
+    pub fn total_seq_len(&self) -> usize {
+        self.seq_len + self.puzzle_emb_len()
+    }
+}
+
+impl ModelConfig for TransformerConfig {
+    const ARCH: &'static str = ARCH;
 
     /// Checks every value, naming the first impossible key.
     ///
@@ -178,7 +167,7 @@ impl TransformerConfig {
     /// `L_layers`, a depth of 0, and the checks HRM makes on the block (`hidden_size` not
     /// divisible by `num_heads`, an odd head dimension with RoPE, a non-positive expansion,
     /// epsilon or RoPE base, a puzzle embedding without identifiers).
-    pub fn validate(&self) -> Result<()> {
+    fn validate(&self) -> Result<()> {
         require_positive(&[
             ("seq_len", self.seq_len),
             ("vocab_size", self.vocab_size),
@@ -210,21 +199,6 @@ impl TransformerConfig {
             puzzle_emb_ndim: self.puzzle_emb_ndim,
             num_puzzle_identifiers: self.num_puzzle_identifiers,
         })
-    }
-
-    /// Width of one attention head (`H / nh`).
-    pub fn head_dim(&self) -> usize {
-        self.hidden_size / self.num_heads
-    }
-
-    /// Prepended puzzle positions, `P = ceil(Dp / H)` as in HRM.
-    pub fn puzzle_emb_len(&self) -> usize {
-        self.puzzle_emb_ndim.div_ceil(self.hidden_size)
-    }
-
-    /// Positions the stack runs over, `T = S + P`.
-    pub fn total_seq_len(&self) -> usize {
-        self.seq_len + self.puzzle_emb_len()
     }
 }
 

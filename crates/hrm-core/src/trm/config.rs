@@ -13,12 +13,11 @@
 //! `puzzle_emb_len` is a setting (default 16, 0 = derive `ceil(Dp / H)` as HRM does), and
 //! `mlp_t` and `no_ACT_continue` are new.
 
-use std::path::Path;
-
 use serde::{Deserialize, Serialize};
 
 use crate::config::{
-    swiglu_intermediate_size, validate_common, CommonDims, ForwardDtype, PosEncoding,
+    require_positive, swiglu_intermediate_size, validate_common, CommonDims, ForwardDtype,
+    ModelConfig, PosEncoding,
 };
 use crate::error::{CoreError, Result};
 use crate::recurrent::HaltRule;
@@ -27,6 +26,7 @@ use crate::recurrent::HaltRule;
 ///
 /// # Example
 /// ```
+/// use hrm_core::ModelConfig;
 /// let cfg = hrm_core::TrmConfig::from_json_str(r#"{
 ///     "seq_len": 81, "puzzle_emb_ndim": 64, "num_puzzle_identifiers": 3, "vocab_size": 11,
 ///     "H_cycles": 3, "L_cycles": 2, "H_layers": 0, "L_layers": 2, "hidden_size": 64,
@@ -185,120 +185,6 @@ impl TrmConfig {
         }
     }
 
-    /// Parses a JSON config and validates it.
-    ///
-    /// # Errors
-    /// [`CoreError::ConfigParse`] for syntax errors, unknown keys and wrong types (the message
-    /// names the key); [`CoreError::Config`] for impossible values.
-    pub fn from_json_str(text: &str) -> Result<Self> {
-        let cfg: Self = serde_json::from_str(text).map_err(|e| CoreError::ConfigParse {
-            source_name: "<json>".into(),
-            message: e.to_string(),
-        })?;
-        cfg.validate()?;
-        Ok(cfg)
-    }
-
-    /// Parses a TOML config and validates it. Errors as [`TrmConfig::from_json_str`].
-    pub fn from_toml_str(text: &str) -> Result<Self> {
-        let cfg: Self = toml::from_str(text).map_err(|e| CoreError::ConfigParse {
-            source_name: "<toml>".into(),
-            message: e.to_string(),
-        })?;
-        cfg.validate()?;
-        Ok(cfg)
-    }
-
-    /// Reads a `.json` or `.toml` config file and validates it.
-    ///
-    /// # Errors
-    /// [`CoreError::Io`] when the file cannot be read, otherwise as
-    /// [`TrmConfig::from_json_str`], with the file name in the message.
-    pub fn from_path(path: &Path) -> Result<Self> {
-        let text = std::fs::read_to_string(path).map_err(|source| CoreError::Io {
-            path: path.to_path_buf(),
-            source,
-        })?;
-        let is_json = path.extension().is_some_and(|e| e == "json");
-        let parsed = if is_json {
-            Self::from_json_str(&text)
-        } else {
-            Self::from_toml_str(&text)
-        };
-        parsed.map_err(|e| match e {
-            CoreError::ConfigParse { message, .. } => CoreError::ConfigParse {
-                source_name: path.display().to_string(),
-                message,
-            },
-            other => other,
-        })
-    }
-
-    /// Checks every value, naming the first impossible key.
-    ///
-    /// # Errors
-    /// [`CoreError::Config`] with the key: zero sizes or cycles (`H_layers` is ignored and may be
-    /// 0), the checks shared with HRM (`hidden_size` not divisible by `num_heads`, an odd head
-    /// dimension with RoPE, a non-positive epsilon, expansion or RoPE base, an exploration
-    /// probability outside [0, 1], a puzzle embedding without identifiers), and the
-    /// reference's own constraints: `puzzle_emb_len * hidden_size >= puzzle_emb_ndim`, and
-    /// `puzzle_emb_len == 0` when `puzzle_emb_ndim == 0`.
-    pub fn validate(&self) -> Result<()> {
-        let positive = [
-            ("seq_len", self.seq_len),
-            ("vocab_size", self.vocab_size),
-            ("H_cycles", self.h_cycles),
-            ("L_cycles", self.l_cycles),
-            ("L_layers", self.l_layers),
-            ("hidden_size", self.hidden_size),
-            ("num_heads", self.num_heads),
-            ("halt_max_steps", self.halt_max_steps),
-        ];
-        for (key, value) in positive {
-            if value == 0 {
-                return Err(CoreError::Config {
-                    key,
-                    reason: "must be at least 1".into(),
-                });
-            }
-        }
-        validate_common(&CommonDims {
-            hidden_size: self.hidden_size,
-            num_heads: self.num_heads,
-            expansion: self.expansion,
-            rms_norm_eps: self.rms_norm_eps,
-            rope_theta: self.rope_theta,
-            pos_encodings: self.pos_encodings,
-            halt_exploration_prob: self.halt_exploration_prob,
-            puzzle_emb_ndim: self.puzzle_emb_ndim,
-            num_puzzle_identifiers: self.num_puzzle_identifiers,
-        })?;
-        if self.puzzle_emb_ndim == 0 && self.puzzle_emb_len != 0 {
-            return Err(CoreError::Config {
-                key: "puzzle_emb_len",
-                reason: format!(
-                    "must be 0 without a puzzle embedding (puzzle_emb_ndim = 0), got {} \
-                     (the reference's default of 16 needs puzzle_emb_ndim > 0)",
-                    self.puzzle_emb_len
-                ),
-            });
-        }
-        let p = self.puzzle_emb_len();
-        if p * self.hidden_size < self.puzzle_emb_ndim {
-            return Err(CoreError::Config {
-                key: "puzzle_emb_len",
-                reason: format!(
-                    "{p} positions of hidden_size {} hold {} values, fewer than \
-                     puzzle_emb_ndim = {}",
-                    self.hidden_size,
-                    p * self.hidden_size,
-                    self.puzzle_emb_ndim
-                ),
-            });
-        }
-        Ok(())
-    }
-
     /// Width of one attention head (`d = H / nh`).
     pub fn head_dim(&self) -> usize {
         self.hidden_size / self.num_heads
@@ -344,6 +230,67 @@ impl TrmConfig {
         } else {
             HaltRule::QHaltAboveContinue
         }
+    }
+}
+
+impl ModelConfig for TrmConfig {
+    const ARCH: &'static str = "trm";
+
+    /// Checks every value, naming the first impossible key.
+    ///
+    /// # Errors
+    /// [`CoreError::Config`] with the key: zero sizes or cycles (`H_layers` is ignored and may be
+    /// 0), the checks shared with HRM (`hidden_size` not divisible by `num_heads`, an odd head
+    /// dimension with RoPE, a non-positive epsilon, expansion or RoPE base, an exploration
+    /// probability outside [0, 1], a puzzle embedding without identifiers), and the
+    /// reference's own constraints: `puzzle_emb_len * hidden_size >= puzzle_emb_ndim`, and
+    /// `puzzle_emb_len == 0` when `puzzle_emb_ndim == 0`.
+    fn validate(&self) -> Result<()> {
+        require_positive(&[
+            ("seq_len", self.seq_len),
+            ("vocab_size", self.vocab_size),
+            ("H_cycles", self.h_cycles),
+            ("L_cycles", self.l_cycles),
+            ("L_layers", self.l_layers),
+            ("hidden_size", self.hidden_size),
+            ("num_heads", self.num_heads),
+            ("halt_max_steps", self.halt_max_steps),
+        ])?;
+        validate_common(&CommonDims {
+            hidden_size: self.hidden_size,
+            num_heads: self.num_heads,
+            expansion: self.expansion,
+            rms_norm_eps: self.rms_norm_eps,
+            rope_theta: self.rope_theta,
+            pos_encodings: self.pos_encodings,
+            halt_exploration_prob: self.halt_exploration_prob,
+            puzzle_emb_ndim: self.puzzle_emb_ndim,
+            num_puzzle_identifiers: self.num_puzzle_identifiers,
+        })?;
+        if self.puzzle_emb_ndim == 0 && self.puzzle_emb_len != 0 {
+            return Err(CoreError::Config {
+                key: "puzzle_emb_len",
+                reason: format!(
+                    "must be 0 without a puzzle embedding (puzzle_emb_ndim = 0), got {} \
+                     (the reference's default of 16 needs puzzle_emb_ndim > 0)",
+                    self.puzzle_emb_len
+                ),
+            });
+        }
+        let p = self.puzzle_emb_len();
+        if p * self.hidden_size < self.puzzle_emb_ndim {
+            return Err(CoreError::Config {
+                key: "puzzle_emb_len",
+                reason: format!(
+                    "{p} positions of hidden_size {} hold {} values, fewer than \
+                     puzzle_emb_ndim = {}",
+                    self.hidden_size,
+                    p * self.hidden_size,
+                    self.puzzle_emb_ndim
+                ),
+            });
+        }
+        Ok(())
     }
 }
 

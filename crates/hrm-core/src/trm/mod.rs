@@ -50,7 +50,7 @@ pub use config::TrmConfig;
 pub use reasoning::TrmReasoningModule;
 
 use crate::carry::InnerCarry;
-use crate::config::PosEncoding;
+use crate::config::{ModelConfig, PosEncoding};
 use crate::embedding::{EmbeddingDims, InputEmbedding};
 use crate::error::Result;
 use crate::heads::OutputHeads;
