@@ -14,6 +14,22 @@ pub struct InnerCarry {
 }
 
 impl InnerCarry {
+    /// Zero states of `[batch, positions, hidden]` in `kind` on `device`: the content of an
+    /// initial carry does not matter (every row is reset on the first ACT call).
+    pub fn zeros(
+        batch: i64,
+        positions: i64,
+        hidden: i64,
+        kind: tch::Kind,
+        device: tch::Device,
+    ) -> Self {
+        let shape = [batch, positions, hidden];
+        InnerCarry {
+            z_h: Tensor::zeros(shape, (kind, device)),
+            z_l: Tensor::zeros(shape, (kind, device)),
+        }
+    }
+
     /// The same states cut from any autograd graph.
     pub fn detach(&self) -> Self {
         InnerCarry {

@@ -135,16 +135,9 @@ impl RecurrentCore for Hrm {
     }
 
     fn empty_carry(&self, batch: i64) -> InnerCarry {
-        let shape = [
-            batch,
-            self.cfg.total_seq_len() as i64,
-            self.cfg.hidden_size as i64,
-        ];
-        let opts = (self.cfg.forward_dtype.kind(), self.params.device());
-        InnerCarry {
-            z_h: Tensor::zeros(shape, opts),
-            z_l: Tensor::zeros(shape, opts),
-        }
+        let c = &self.cfg;
+        let (t, h) = (c.total_seq_len() as i64, c.hidden_size as i64);
+        InnerCarry::zeros(batch, t, h, c.forward_dtype.kind(), self.params.device())
     }
 
     fn reset_carry(&self, reset: &Tensor, carry: &InnerCarry) -> InnerCarry {

@@ -179,16 +179,9 @@ impl RecurrentCore for Trm {
     }
 
     fn empty_carry(&self, batch: i64) -> InnerCarry {
-        let shape = [
-            batch,
-            self.cfg.total_seq_len() as i64,
-            self.cfg.hidden_size as i64,
-        ];
-        let opts = (self.cfg.forward_dtype.kind(), self.params.device());
-        InnerCarry {
-            z_h: Tensor::zeros(shape, opts),
-            z_l: Tensor::zeros(shape, opts),
-        }
+        let c = &self.cfg;
+        let (t, h) = (c.total_seq_len() as i64, c.hidden_size as i64);
+        InnerCarry::zeros(batch, t, h, c.forward_dtype.kind(), self.params.device())
     }
 
     fn reset_carry(&self, reset: &Tensor, carry: &InnerCarry) -> InnerCarry {
@@ -203,7 +196,8 @@ impl RecurrentCore for Trm {
 
     fn forward(&self, carry: &InnerCarry, input: &CoreInput, mode: Mode) -> CoreOutput {
         let (x, local) = self.input_embeddings(input, mode); // [b, T, H]
-                                                             // The first H_cycles - 1 cycles: no graph is kept, so their results are constants.
+
+        // The first H_cycles - 1 cycles: no graph is kept, so their results are constants.
         let (z_h, z_l) = tch::no_grad(|| {
             let mut z_h = carry.z_h.shallow_clone();
             let mut z_l = carry.z_l.shallow_clone();
