@@ -48,7 +48,7 @@ use crate::run_dir::{read_metrics, MetricsLine};
 use crate::trainer::{train, TrainOptions};
 
 /// Training examples drawn per architecture by default: 2000 steps of 64 (64 epochs of the
-/// default data), about 25 minutes for the four default runs on a 2-core CPU.
+/// default data): 20 to 25 minutes for the four default runs on a 2-core CPU.
 pub const DEFAULT_EXAMPLES: u64 = 128_000;
 /// Target trainable parameters by default: the size of `configs/default.toml`'s HRM (hidden 128,
 /// 2+2 layers), 1 051 650.
@@ -93,7 +93,7 @@ pub struct CompareOptions {
 }
 
 impl CompareOptions {
-    /// The defaults (sized for a 2-core CPU: about 25 minutes with one intra-op thread)
+    /// The defaults (sized for a 2-core CPU: 20 to 25 minutes with one intra-op thread)
     /// writing to `out`.
     pub fn new(out: impl Into<PathBuf>) -> Self {
         CompareOptions {

@@ -4,7 +4,7 @@
 //! `comparison.png` (see [`crate::compare`]).
 //!
 //! The defaults (4x4 Sudoku, about 1.05M parameters, 128 000 examples per architecture, one
-//! intra-op thread) finish in about 25 minutes on a 2-core CPU; `--examples`, `--params`,
+//! intra-op thread) finish in 20 to 25 minutes on a 2-core CPU; `--examples`, `--params`,
 //! `--batch-size` and `--data` scale it up for a GPU.
 
 use std::path::PathBuf;
@@ -52,13 +52,14 @@ pub struct CompareArgs {
     /// Evaluations on the test split per run.
     #[arg(long, default_value_t = DEFAULT_EVALS)]
     pub evals: u64,
-    /// Override a config key of every run, e.g. `--set lr=3e-4` (as `hrm train --set`).
+    /// Override a config key of every run, e.g. `--set lr=3e-4` (as `hrm train --set`), or of
+    /// one architecture's run with its name as a prefix, e.g. `--set trm:model.L_cycles=6`.
     #[arg(long = "set", value_name = "KEY=VALUE")]
     pub overrides: Vec<String>,
-    /// libtorch intra-op threads; 0 keeps libtorch's choice (one per core). The default, 1, is
-    /// the faster choice for the default's small models on a 2-core CPU: their matrices are too
-    /// small to gain much from a second thread, and when other work shares the cores the
-    /// threads spend most of each step waiting for each other.
+    /// libtorch intra-op threads; 0 keeps libtorch's choice (one per core). The default, 1, ran
+    /// the default comparison 2 to 14 times faster than 2 threads on the shared 2-core
+    /// development machine, where the threads of each small step wait on each other and on
+    /// other work.
     #[arg(long, default_value_t = 1)]
     pub threads: i32,
     /// No progress bars.
