@@ -26,8 +26,14 @@ fn main() -> Result<()> {
         flags::Command::Help => unreachable!("handled above"),
         flags::Command::Setup => Ok(()),
         flags::Command::Test { args } => {
-            cargo(&torch, &["test", "--workspace"], &args)?;
-            Ok(())
+            // cargo runs a test binary's tests on as many threads as there are cores; giving
+            // libtorch one intra-op thread per test keeps the cores busy without the thread
+            // oversubscription that makes OpenMP spin (several times slower on 2 cores).
+            let mut env = Vec::new();
+            if std::env::var_os("OMP_NUM_THREADS").is_none() {
+                env.push(("OMP_NUM_THREADS", "1"));
+            }
+            cargo_env(&torch, &["test", "--workspace"], &args, &env)
         }
         flags::Command::Bench { args } => {
             let mut pass = vec!["--".to_string()];
@@ -55,10 +61,21 @@ fn main() -> Result<()> {
 
 /// Runs `cargo <base> <extra>` with the libtorch environment applied.
 fn cargo(torch: &setup::Torch, base: &[&str], extra: &[String]) -> Result<()> {
+    cargo_env(torch, base, extra, &[])
+}
+
+/// [`cargo`] with extra environment variables.
+fn cargo_env(
+    torch: &setup::Torch,
+    base: &[&str],
+    extra: &[String],
+    env: &[(&str, &str)],
+) -> Result<()> {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_string());
     let mut cmd = Command::new(cargo);
     cmd.current_dir(project_root()).args(base).args(extra);
     torch.apply(&mut cmd);
+    cmd.envs(env.iter().copied());
     run(&mut cmd)
 }
 
