@@ -3,7 +3,7 @@
 //! Per row: `mask = labels != -100`, `n = sum(mask)`, `correct = mask & argmax == label`,
 //! `seq_correct = sum(correct) == n`, `valid = halted & n > 0`. Only valid rows count:
 //! `count`, `accuracy` (sum of per-row token accuracies), `exact_accuracy`, `q_halt_accuracy`
-//! (`(q_halt >= 0) == seq_correct`), `steps`. The losses cover every row. [`Metrics::reduce`]
+//! (`(q_halt >= 0) == seq_correct`), `steps`. The losses cover every row. [`MetricValues::reduce_train`]
 //! applies the reference's normalisation for logging.
 
 use std::collections::BTreeMap;

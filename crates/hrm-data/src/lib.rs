@@ -50,6 +50,7 @@
 pub mod arc;
 mod csv;
 pub mod dihedral;
+mod disjoint;
 pub mod error;
 pub mod format;
 pub mod maze;

@@ -14,6 +14,10 @@
 //! to make loops; S is a random open square and G a random open square whose shortest path
 //! from S has at least `min_path` steps and is unique (so the label is well defined). Every CSV
 //! row is checked (characters, one S and one G, the answer a valid path on the question).
+//! Generated mazes are distinct, and a generated test maze never equals a training input (a
+//! training maze or, with `aug`, one of its transforms): such draws are redrawn and counted in
+//! the build notes. Imported CSV rows are kept; the notes count the test rows found among the
+//! training inputs.
 
 use std::collections::{HashSet, VecDeque};
 use std::path::{Path, PathBuf};
@@ -23,6 +27,7 @@ use rayon::prelude::*;
 
 use crate::csv::CsvReader;
 use crate::dihedral::Dihedral;
+use crate::disjoint::{fingerprint, InputSet};
 use crate::error::{DataError, Result};
 use crate::format::{split_metadata, DatasetWriter, BLANK_IDENTIFIER};
 use crate::rng::{self, domain, DataRng};
@@ -735,12 +740,14 @@ pub fn read_maze_csv(path: &Path) -> Result<Vec<MazeCsvRow>> {
     Ok(rows)
 }
 
-/// Writes one split's mazes, each a group of 1 or 8 (dihedral) one-example puzzles.
+/// Writes one split's mazes, each a group of 1 or 8 (dihedral) one-example puzzles. With
+/// `inputs_seen`, the fingerprint of every input written is added to it.
 fn write_maze_split(
     writer: &DatasetWriter,
     split: &str,
     pairs: &[(Maze, Maze)],
     aug: bool,
+    mut inputs_seen: Option<&mut InputSet>,
 ) -> Result<crate::format::SetStats> {
     let seq_len = pairs.first().map(|(m, _)| m.cells.len()).unwrap_or(0);
     let mut set = writer.set_writer(split, "all", seq_len.max(1))?;
@@ -751,11 +758,11 @@ fn write_maze_split(
     };
     for (maze, solution) in pairs {
         for &t in transforms {
-            set.push_puzzle(
-                0,
-                &encode_u8(&maze.transform(t)),
-                &encode_u8(&solution.transform(t)),
-            )?;
+            let input = encode_u8(&maze.transform(t));
+            if let Some(seen) = inputs_seen.as_deref_mut() {
+                seen.insert_fingerprint(fingerprint(&input));
+            }
+            set.push_puzzle(0, &input, &encode_u8(&solution.transform(t)))?;
         }
         set.end_group();
     }
@@ -793,8 +800,11 @@ pub fn build_maze(opts: &MazeOptions) -> Result<BuildSummary> {
     let mut seq_len = opts.size * opts.size;
     let task;
     let mut seen: HashSet<Vec<u8>> = HashSet::new();
+    // Every training input (with its dihedral transforms under --aug), to keep test apart.
+    let mut train_inputs = InputSet::with_capacity(opts.train * if opts.aug { 8 } else { 1 });
     for (split, count) in [("train", opts.train), ("test", opts.test)] {
-        let aug = opts.aug && split == "train";
+        let is_train = split == "train";
+        let aug = opts.aug && is_train;
         let pairs: Vec<(Maze, Maze)> = if let Some(dir) = &opts.csv_dir {
             let path = dir.join(format!("{split}.csv"));
             let rows = read_maze_csv(&path)?;
@@ -802,6 +812,23 @@ pub fn build_maze(opts: &MazeOptions) -> Result<BuildSummary> {
             let rows = take_rows(rows, count, &mut rng);
             if let Some(r) = rows.first() {
                 seq_len = r.maze.cells.len();
+            }
+            if !is_train && !rows.is_empty() {
+                let shared = rows
+                    .iter()
+                    .filter(|r| train_inputs.contains(&encode_u8(&r.maze)))
+                    .count();
+                notes.push(format!(
+                    "{shared} of {} test rows are among the {} distinct training inputs{}; \
+                     imported rows are kept, not dropped",
+                    rows.len(),
+                    train_inputs.len(),
+                    if opts.aug {
+                        " (with their 8 transforms)"
+                    } else {
+                        ""
+                    }
+                ));
             }
             rows.into_iter().map(|r| (r.maze, r.solution)).collect()
         } else {
@@ -821,13 +848,31 @@ pub fn build_maze(opts: &MazeOptions) -> Result<BuildSummary> {
                 })
                 .collect::<Result<_>>()?;
             let mut mazes = Vec::with_capacity(count);
+            let (mut in_train, mut duplicates) = (0usize, 0usize);
             for (i, mut g) in first.into_iter().enumerate() {
                 let mut retry = 0u64;
-                while !seen.insert(g.maze.cells.clone()) {
+                loop {
+                    if !is_train && train_inputs.contains(&encode_u8(&g.maze)) {
+                        in_train += 1;
+                    } else if seen.insert(g.maze.cells.clone()) {
+                        break;
+                    } else {
+                        duplicates += 1;
+                    }
                     retry += 1;
                     if retry > 1000 {
                         return Err(DataError::Generation {
-                            reason: format!("could not find {count} distinct mazes"),
+                            reason: format!(
+                                "could not find {count} distinct {0}x{0} mazes{1} (too few \
+                                 exist with a path of {2} steps; ask for fewer)",
+                                opts.size,
+                                if is_train {
+                                    ""
+                                } else {
+                                    " that are not among the training inputs"
+                                },
+                                opts.min_path
+                            ),
                         });
                     }
                     g = generate_maze(
@@ -848,9 +893,32 @@ pub fn build_maze(opts: &MazeOptions) -> Result<BuildSummary> {
                     "{split} mazes: shortest path {lo}-{hi} steps (mean {mean:.1})"
                 ));
             }
+            if !is_train && count > 0 {
+                notes.push(format!(
+                    "test split kept apart from train: {in_train} test draws equal to one of \
+                     the {} distinct training inputs{} and {duplicates} duplicate draws were \
+                     redrawn; no test maze is a training input",
+                    train_inputs.len(),
+                    if opts.aug {
+                        " (with their 8 transforms)"
+                    } else {
+                        ""
+                    }
+                ));
+            } else if duplicates > 0 {
+                notes.push(format!(
+                    "{split} mazes: {duplicates} duplicate draws redrawn"
+                ));
+            }
             mazes.into_iter().map(|g| (g.maze, g.solution)).collect()
         };
-        let stats = write_maze_split(&writer, split, &pairs, aug)?;
+        let stats = write_maze_split(
+            &writer,
+            split,
+            &pairs,
+            aug,
+            is_train.then_some(&mut train_inputs),
+        )?;
         writer.write_metadata(
             split,
             &split_metadata(std::slice::from_ref(&stats), MAZE_VOCAB_SIZE, seq_len, 1),

@@ -81,6 +81,37 @@ fn sudoku_same_seed_same_bytes() {
 }
 
 #[test]
+fn sudoku_6x6_same_seed_same_bytes() {
+    let dir = tempfile::tempdir().unwrap();
+    // Enough puzzles that rayon splits the work and the test split's disjointness check runs.
+    let opts = |name: &str, seed, difficulty| SudokuOptions {
+        train: 40,
+        test: 20,
+        aug: 8,
+        size: 6,
+        difficulty,
+        seed,
+        ..SudokuOptions::new(dir.path().join(name))
+    };
+    for (k, difficulty) in Difficulty::ALL.into_iter().enumerate() {
+        let (a, b) = (format!("a{k}"), format!("b{k}"));
+        let summary = build_sudoku(&opts(&a, 7, difficulty)).unwrap();
+        assert_eq!(summary.seq_len, 36);
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(1)
+            .build()
+            .unwrap();
+        let again = pool
+            .install(|| build_sudoku(&opts(&b, 7, difficulty)))
+            .unwrap();
+        assert_same(&dir.path().join(&a), &dir.path().join(&b));
+        assert_eq!(summary.notes, again.notes);
+    }
+    build_sudoku(&opts("c", 8, Difficulty::Hard)).unwrap();
+    assert!(differs(&dir.path().join("a2"), &dir.path().join("c")));
+}
+
+#[test]
 fn maze_same_seed_same_bytes() {
     let dir = tempfile::tempdir().unwrap();
     let opts = |name: &str, seed| MazeOptions {

@@ -292,7 +292,7 @@ fn malformed_puzzles_say_what_is_wrong_and_exit_non_zero() {
     let cases = [
         (
             "1.3...1..1.....",
-            "puzzle has 15 cells, expected 81 (9x9) or 16 (4x4)",
+            "puzzle has 15 cells, expected 81 (9x9), 36 (6x6) or 16 (4x4)",
         ),
         ("11..............", "digit 1 appears twice in row 1"),
         (

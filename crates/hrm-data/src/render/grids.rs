@@ -83,7 +83,9 @@ pub fn render_maze(maze: &Maze, cell: usize) -> Canvas {
 
 /// A Sudoku board: the puzzle's givens in black; with `filled`, that board's other digits in
 /// blue (a solution or a prediction); `highlight` marks cells (row-major) with a red background,
-/// e.g. wrong predictions. `cell` is the cell size in pixels (at least 12).
+/// e.g. wrong predictions. `cell` is the cell size in pixels (at least 12). Box borders are
+/// thick black lines: every `box_cols` columns and every `box_rows` rows (on a 6x6 board after
+/// columns 3 and rows 2 and 4).
 pub fn render_sudoku(
     puzzle: &Board,
     filled: Option<&Board>,
@@ -91,7 +93,7 @@ pub fn render_sudoku(
     cell: usize,
 ) -> Canvas {
     let n = puzzle.size();
-    let b = puzzle.box_size();
+    let (box_rows, box_cols) = puzzle.box_dims();
     let cell = cell.max(12);
     let size = n * cell + 3;
     let mut c = Canvas::new(size, size, Rgb::WHITE);
@@ -116,16 +118,24 @@ pub fn render_sudoku(
             }
         }
     }
-    for k in 0..=n {
-        let p = origin + (k * cell) as i64;
-        let (w, colour) = if k % b == 0 {
-            (3, Rgb::BLACK)
-        } else {
-            (1, Rgb::GREY)
-        };
-        let off = if k % b == 0 { -1 } else { 0 };
-        c.fill_rect(p + off, 0, w, size as i64, colour);
-        c.fill_rect(0, p + off, size as i64, w, colour);
+    // Thin lines first, so the thick box borders are drawn over them where they cross.
+    for thick in [false, true] {
+        for k in 0..=n {
+            let p = origin + (k * cell) as i64;
+            let (w, off, colour) = if thick {
+                (3, -1, Rgb::BLACK)
+            } else {
+                (1, 0, Rgb::GREY)
+            };
+            // Vertical lines separate columns (stacks of box_cols), horizontal ones rows
+            // (bands of box_rows).
+            if (k % box_cols == 0) == thick {
+                c.fill_rect(p + off, 0, w, size as i64, colour);
+            }
+            if (k % box_rows == 0) == thick {
+                c.fill_rect(0, p + off, size as i64, w, colour);
+            }
+        }
     }
     c
 }
@@ -319,6 +329,33 @@ mod tests {
         let count = |c: Rgb| pixels.chunks(3).filter(|p| p == &[c.0, c.1, c.2]).count();
         assert!(count(HIGHLIGHT) > 0, "the wrong cell is highlighted");
         assert!(count(Rgb::BLUE) > 0, "filled digits are blue");
+    }
+
+    #[test]
+    fn six_by_six_box_borders() {
+        // Cells of 28 pixels from x = y = 1: thick black borders every 3 columns and every 2
+        // rows, thin grey lines elsewhere.
+        let c = render_sudoku(&Board::empty(6), None, None, 28);
+        assert_eq!((c.width(), c.height()), (6 * 28 + 3, 6 * 28 + 3));
+        let line = |k: usize| 1 + k * 28;
+        let mid = 1 + 14; // the middle of the first row or column of cells
+        for k in 0..=6 {
+            let vertical = if k % 3 == 0 { Rgb::BLACK } else { Rgb::GREY };
+            let horizontal = if k % 2 == 0 { Rgb::BLACK } else { Rgb::GREY };
+            assert_eq!(
+                c.pixel(line(k).min(c.width() - 2), mid),
+                Some(vertical),
+                "x {k}"
+            );
+            assert_eq!(
+                c.pixel(mid, line(k).min(c.height() - 2)),
+                Some(horizontal),
+                "y {k}"
+            );
+        }
+        // The same picture through the tokens of a 6x6 task.
+        let t = render_tokens(TaskKind::Sudoku { size: 6 }, &[1; 36]);
+        assert_eq!(t.pixels(), c.pixels());
     }
 
     #[test]

@@ -7,12 +7,12 @@
 use crate::arc::{tokens_to_grid, ARC_SEQ_LEN, ARC_VOCAB_SIZE};
 use crate::format::DatasetMetadata;
 use crate::maze::{CHARSET, MAZE_VOCAB_SIZE};
-use crate::sudoku::SUDOKU_VOCAB_SIZE;
+use crate::sudoku::{box_dims, grid_text, SUDOKU_VOCAB_SIZE};
 
 /// What a dataset's token sequences encode.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum TaskKind {
-    /// Sudoku of side `size` (4 or 9).
+    /// Sudoku of side `size` (4, 6 or 9).
     Sudoku {
         /// Board side.
         size: usize,
@@ -32,16 +32,29 @@ pub enum TaskKind {
 }
 
 impl TaskKind {
-    /// Guesses the task from `vocab_size` and `seq_len`: 11 and 81 (or 16) Sudoku, 6 and a
-    /// square maze, 12 and 900 ARC.
+    /// Guesses the task from `vocab_size` and `seq_len` ([`TaskKind::from_sizes`]).
     pub fn detect(meta: &DatasetMetadata) -> TaskKind {
-        let side = (meta.seq_len as f64).sqrt().round() as usize;
-        match (meta.vocab_size, meta.seq_len) {
-            (SUDOKU_VOCAB_SIZE, 81) => TaskKind::Sudoku { size: 9 },
-            (SUDOKU_VOCAB_SIZE, 16) => TaskKind::Sudoku { size: 4 },
-            (MAZE_VOCAB_SIZE, n) if side * side == n => TaskKind::Maze { side },
-            (ARC_VOCAB_SIZE, ARC_SEQ_LEN) => TaskKind::Arc,
-            (_, seq_len) => TaskKind::Other { seq_len },
+        TaskKind::from_sizes(meta.vocab_size, meta.seq_len)
+    }
+
+    /// The task of sequences of `seq_len` tokens below `vocab_size`: 11 and 81, 36 or 16 are
+    /// Sudoku 9x9, 6x6 or 4x4; 6 and a square a maze; 12 and 900 ARC; anything else
+    /// [`TaskKind::Other`].
+    ///
+    /// ```
+    /// use hrm_data::TaskKind;
+    /// assert_eq!(TaskKind::from_sizes(11, 36), TaskKind::Sudoku { size: 6 });
+    /// assert_eq!(TaskKind::from_sizes(6, 36), TaskKind::Maze { side: 6 });
+    /// ```
+    pub fn from_sizes(vocab_size: usize, seq_len: usize) -> TaskKind {
+        let side = (seq_len as f64).sqrt().round() as usize;
+        match vocab_size {
+            SUDOKU_VOCAB_SIZE if side * side == seq_len && box_dims(side).is_some() => {
+                TaskKind::Sudoku { size: side }
+            }
+            MAZE_VOCAB_SIZE if side * side == seq_len => TaskKind::Maze { side },
+            ARC_VOCAB_SIZE if seq_len == ARC_SEQ_LEN => TaskKind::Arc,
+            _ => TaskKind::Other { seq_len },
         }
     }
 
@@ -77,23 +90,8 @@ fn sudoku_char(t: i32, size: usize) -> char {
 /// ```
 pub fn format_grid(kind: TaskKind, tokens: &[i32]) -> String {
     match kind {
-        TaskKind::Sudoku { size } if tokens.len() == size * size => {
-            let b = if size == 4 { 2 } else { 3 };
-            let mut out = String::new();
-            for r in 0..size {
-                if r > 0 && r % b == 0 {
-                    out.push_str(&vec!["-".repeat(2 * b - 1); b].join("-+-"));
-                    out.push('\n');
-                }
-                for c in 0..size {
-                    if c > 0 {
-                        out.push_str(if c % b == 0 { " | " } else { " " });
-                    }
-                    out.push(sudoku_char(tokens[r * size + c], size));
-                }
-                out.push('\n');
-            }
-            out
+        TaskKind::Sudoku { size } if tokens.len() == size * size && box_dims(size).is_some() => {
+            grid_text(size, |r, c| sudoku_char(tokens[r * size + c], size))
         }
         TaskKind::Maze { side } if tokens.len() == side * side => {
             let set = CHARSET.as_bytes();
@@ -159,11 +157,36 @@ mod tests {
             TaskKind::detect(&meta(11, 16)),
             TaskKind::Sudoku { size: 4 }
         );
+        assert_eq!(
+            TaskKind::detect(&meta(11, 36)),
+            TaskKind::Sudoku { size: 6 }
+        );
+        // A 6x6 maze has as many tokens as a 6x6 Sudoku; the vocabulary tells them apart.
+        assert_eq!(TaskKind::detect(&meta(6, 36)), TaskKind::Maze { side: 6 });
+        // Square, but no Sudoku of that side.
+        assert_eq!(
+            TaskKind::detect(&meta(11, 25)),
+            TaskKind::Other { seq_len: 25 }
+        );
         assert_eq!(TaskKind::detect(&meta(6, 900)), TaskKind::Maze { side: 30 });
         assert_eq!(TaskKind::detect(&meta(12, 900)), TaskKind::Arc);
         assert_eq!(
             TaskKind::detect(&meta(7, 10)),
             TaskKind::Other { seq_len: 10 }
+        );
+    }
+
+    #[test]
+    fn formats_six_by_six_sudoku() {
+        let mut tokens = vec![1; 36];
+        tokens[0] = 2; // digit 1
+        tokens[5] = 7; // digit 6
+        tokens[35] = 8; // not a 6x6 digit
+        tokens[30] = 0; // PAD
+        assert_eq!(
+            format_grid(TaskKind::Sudoku { size: 6 }, &tokens),
+            "1 . . | . . 6\n. . . | . . .\n------+------\n. . . | . . .\n. . . | . . .\n\
+             ------+------\n. . . | . . .\n_ . . | . . ?\n"
         );
     }
 

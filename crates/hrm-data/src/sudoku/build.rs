@@ -3,8 +3,8 @@
 //! Mirrors `dataset/build_sudoku_dataset.py` (`convert_subset`, `preprocess_data`): one set
 //! `all` per split; in `train` each source puzzle makes a group of `1 + aug` puzzles (the
 //! original, then `aug` random augmentations), each puzzle one example, every puzzle identifier
-//! 0; `test` has the source puzzles only; `seq_len` 81, `vocab_size` 11, `identifiers.json` is
-//! `["<blank>"]`. Puzzles come from the generator ([`super::generate_puzzle`]) or from
+//! 0; `test` has the source puzzles only; `seq_len` 81 (36 for 6x6, 16 for 4x4), `vocab_size`
+//! 11, `identifiers.json` is `["<blank>"]`. Puzzles come from the generator ([`super::generate_puzzle`]) or from
 //! `train.csv` / `test.csv` in the reference's layout (`source,question,answer,rating`), as the
 //! reference reads them from the hub; `train` / `test` then subsample rows (seeded), like the
 //! reference's `subsample_size`.
@@ -12,7 +12,12 @@
 //! What differs: every CSV row is checked (length, characters, the answer obeys the rules and
 //! agrees with the givens, the puzzle has exactly one solution) and a bad row is an error naming
 //! the file and line; generation and augmentation run on rayon with one seeded stream per
-//! puzzle, so the output is the same byte for byte for a seed.
+//! puzzle, so the output is the same byte for byte for a seed. A generated test puzzle never
+//! equals a training input, original or augmented: the training inputs' fingerprints are kept
+//! and a test puzzle found among them is redrawn (deterministically; the notes count them).
+//! Imported CSV rows are never dropped; the notes count the test rows found among the training
+//! inputs instead. For 4x4 and 6x6 boards the notes also count the test puzzles that are
+//! equivalent to a training puzzle under the augmentation group ([`super::canonical_form`]).
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
@@ -21,10 +26,11 @@ use std::time::Instant;
 use rayon::prelude::*;
 
 use super::{
-    encode_board_u8, generate_puzzle, Board, Difficulty, GeneratedPuzzle, SudokuAugmentation,
-    SUDOKU_VOCAB_SIZE,
+    canonical_form, check_side, encode_board_u8, extreme_min_guesses, generate_puzzle, Board,
+    Difficulty, GeneratedPuzzle, SudokuAugmentation, SUDOKU_VOCAB_SIZE,
 };
 use crate::csv::CsvReader;
+use crate::disjoint::{fingerprint, InputSet};
 use crate::error::{DataError, Result};
 use crate::format::{split_metadata, DatasetWriter, SetStats, BLANK_IDENTIFIER};
 use crate::rng::{self, domain};
@@ -48,7 +54,7 @@ pub struct SudokuOptions {
     /// A directory with the reference's `train.csv` and `test.csv` to import instead of
     /// generating.
     pub csv_dir: Option<PathBuf>,
-    /// Board side: 9, or 4 for quick experiments.
+    /// Board side: 9, or 6 (boxes of 2 rows x 3 columns) or 4 for CPU experiments.
     pub size: usize,
 }
 
@@ -176,7 +182,8 @@ fn check_rows(path: &Path, rows: &[SudokuCsvRow]) -> Result<()> {
 }
 
 /// Reads and checks a whole CSV in the reference's layout (`source,question,answer,rating`,
-/// `.` for blanks), 9x9 or 4x4 (the first row decides).
+/// `.` for blanks), 9x9, 6x6 or 4x4: the first row's question decides (16 characters 4x4, 36
+/// characters 6x6, anything else 9x9, whose length check then names the 81 expected).
 ///
 /// # Errors
 /// [`DataError::Line`] naming the file and line of a row with the wrong number of fields, a
@@ -189,13 +196,12 @@ pub fn read_sudoku_csv(path: &Path) -> Result<Vec<SudokuCsvRow>> {
     let mut rows = Vec::new();
     let mut size = None;
     while let Some(rec) = reader.next_record()? {
-        let side = *size.get_or_insert_with(|| {
-            if rec.fields.get(1).is_some_and(|q| q.chars().count() == 16) {
-                4
-            } else {
-                9
-            }
-        });
+        let side =
+            *size.get_or_insert_with(|| match rec.fields.get(1).map(|q| q.chars().count()) {
+                Some(16) => 4,
+                Some(36) => 6,
+                _ => 9,
+            });
         rows.push(parse_row(path, rec.line, rec.fields, side)?);
     }
     check_rows(path, &rows)?;
@@ -249,13 +255,25 @@ fn load_csv(
     Ok(rows)
 }
 
-/// Generates `count` puzzles for one split, distinct from each other and from `seen`.
+/// What [`generate_split`] drew again.
+#[derive(Debug, Default, Clone, Copy)]
+struct Redraws {
+    /// Draws equal to a puzzle already taken (this split or an earlier one).
+    duplicates: usize,
+    /// Draws equal to a training input, original or augmented.
+    in_train: usize,
+}
+
+/// Generates `count` puzzles for one split, distinct from each other and from `seen`, and (with
+/// `train_inputs`) never equal to a training input. A rejected draw `i` is replaced by a draw
+/// from stream `i | retry << 32`, so the result depends on the seed only.
 fn generate_split(
     opts: &SudokuOptions,
     count: usize,
     dom: u64,
     seen: &mut HashSet<Vec<u8>>,
-) -> Result<Vec<GeneratedPuzzle>> {
+    train_inputs: Option<&InputSet>,
+) -> Result<(Vec<GeneratedPuzzle>, Redraws)> {
     let first: Vec<GeneratedPuzzle> = (0..count)
         .into_par_iter()
         .map(|i| {
@@ -267,15 +285,29 @@ fn generate_split(
         })
         .collect::<Result<_>>()?;
     let mut out = Vec::with_capacity(count);
+    let mut redraws = Redraws::default();
     for (i, mut g) in first.into_iter().enumerate() {
         let mut retry = 0u64;
-        while !seen.insert(g.puzzle.cells().to_vec()) {
+        loop {
+            if train_inputs.is_some_and(|t| t.contains(&encode_board_u8(&g.puzzle))) {
+                redraws.in_train += 1;
+            } else if seen.insert(g.puzzle.cells().to_vec()) {
+                break;
+            } else {
+                redraws.duplicates += 1;
+            }
             retry += 1;
             if retry > 10_000 {
+                let what = if train_inputs.is_some() {
+                    " that are not among the training inputs"
+                } else {
+                    ""
+                };
                 return Err(DataError::Generation {
                     reason: format!(
-                        "could not find {count} distinct {}x{} {} puzzles",
-                        opts.size, opts.size, opts.difficulty
+                        "could not find {count} distinct {0}x{0} {1} puzzles{what} \
+                         (too few exist; ask for fewer puzzles or augmentations)",
+                        opts.size, opts.difficulty
                     ),
                 });
             }
@@ -287,10 +319,11 @@ fn generate_split(
         }
         out.push(g);
     }
-    Ok(out)
+    Ok((out, redraws))
 }
 
-/// Writes one split: each source puzzle a group of `1 + aug` one-example puzzles.
+/// Writes one split: each source puzzle a group of `1 + aug` one-example puzzles. With
+/// `inputs_seen`, the fingerprint of every input written is added to it.
 fn write_split(
     writer: &DatasetWriter,
     split: &str,
@@ -298,11 +331,13 @@ fn write_split(
     aug: usize,
     seed: u64,
     seq_len: usize,
+    mut inputs_seen: Option<&mut InputSet>,
 ) -> Result<SetStats> {
     let mut set = writer.set_writer(split, "all", seq_len)?;
+    let collect = inputs_seen.is_some();
     const CHUNK: usize = 64;
     for (c, chunk) in pairs.chunks(CHUNK).enumerate() {
-        let groups: Vec<(Vec<u8>, Vec<u8>)> = chunk
+        let groups: Vec<(Vec<u8>, Vec<u8>, Vec<u64>)> = chunk
             .par_iter()
             .enumerate()
             .map(|(k, (puzzle, solution))| {
@@ -316,10 +351,18 @@ fn write_split(
                     inputs.extend(encode_board_u8(&a.apply(puzzle)));
                     labels.extend(encode_board_u8(&a.apply(solution)));
                 }
-                (inputs, labels)
+                let prints = if collect {
+                    inputs.chunks_exact(seq_len).map(fingerprint).collect()
+                } else {
+                    Vec::new()
+                };
+                (inputs, labels, prints)
             })
             .collect();
-        for (inputs, labels) in groups {
+        for (inputs, labels, prints) in groups {
+            if let Some(seen) = inputs_seen.as_deref_mut() {
+                prints.into_iter().for_each(|f| seen.insert_fingerprint(f));
+            }
             for (i, l) in inputs
                 .chunks_exact(seq_len)
                 .zip(labels.chunks_exact(seq_len))
@@ -351,6 +394,42 @@ fn rating_note(split: &str, puzzles: &[GeneratedPuzzle]) -> Option<String> {
     ))
 }
 
+/// For 4x4 and 6x6 boards: how many test puzzles are equivalent under the augmentation group
+/// to a training puzzle (equal canonical forms, [`canonical_form`]); `None` for 9x9 or an
+/// empty split.
+fn equivalence_note(train: &[Board], test: &[Board]) -> Option<String> {
+    let size = train.first()?.size();
+    test.first()?;
+    canonical_form(&train[0])?;
+    let canon = |boards: &[Board]| -> Vec<Board> {
+        boards
+            .par_iter()
+            .map(|b| canonical_form(b).expect("4x4 or 6x6"))
+            .collect()
+    };
+    let train_classes: HashSet<Board> = canon(train).into_iter().collect();
+    let test_canon = canon(test);
+    let shared = test_canon
+        .iter()
+        .filter(|c| train_classes.contains(c))
+        .count();
+    let test_classes: HashSet<&Board> = test_canon.iter().collect();
+    let group = if size == 4 {
+        "digits, bands, rows, stacks, columns, transpose: 3072 maps"
+    } else {
+        "digits, bands, rows, stacks, columns, no transpose: 2488320 maps"
+    };
+    Some(format!(
+        "augmentation classes ({group}): {} among the {} train puzzles, {} among the {} test \
+         puzzles; {shared} of {} test puzzles are equivalent to a training puzzle",
+        train_classes.len(),
+        train.len(),
+        test_classes.len(),
+        test.len(),
+        test.len()
+    ))
+}
+
 /// Builds a Sudoku dataset in the reference's layout at `opts.out` (atomically).
 ///
 /// ```
@@ -366,22 +445,21 @@ fn rating_note(split: &str, puzzles: &[GeneratedPuzzle]) -> Option<String> {
 /// ```
 ///
 /// # Errors
-/// [`DataError::Option`] for a side other than 4 or 9; CSV errors as [`read_sudoku_csv`];
+/// [`DataError::Option`] for a side other than 4, 6 or 9; CSV errors as [`read_sudoku_csv`];
 /// [`DataError::Generation`] if the generator gives up; I/O errors naming the file. On any
 /// error nothing is left at `opts.out`.
 pub fn build_sudoku(opts: &SudokuOptions) -> Result<BuildSummary> {
     let start = Instant::now();
-    if opts.size != 4 && opts.size != 9 {
-        return Err(DataError::option(
-            "size",
-            format!("Sudoku side must be 4 or 9, not {}", opts.size),
-        ));
-    }
+    check_side(opts.size)?;
     let seq_len = opts.size * opts.size;
     let writer = DatasetWriter::create(&opts.out)?;
     let mut notes = Vec::new();
     let mut stats = Vec::new();
     let task;
+    // Every training input (originals and augmentations), to keep the test split apart.
+    let mut train_inputs = InputSet::with_capacity(opts.train.saturating_mul(1 + opts.aug));
+    // The source puzzles of each split, for the equivalence note.
+    let mut sources: Vec<Vec<Board>> = Vec::new();
     if let Some(dir) = &opts.csv_dir {
         task = format!("sudoku {0}x{0} from {1}", opts.size, dir.display());
         for (split, keep, dom) in [
@@ -392,38 +470,88 @@ pub fn build_sudoku(opts: &SudokuOptions) -> Result<BuildSummary> {
             let rows = load_csv(&dir.join(format!("{split}.csv")), keep, opts.size, &mut rng)?;
             let pairs: Vec<(Board, Board)> =
                 rows.into_iter().map(|r| (r.puzzle, r.solution)).collect();
-            let aug = if split == "train" { opts.aug } else { 0 };
+            let is_train = split == "train";
+            let aug = if is_train { opts.aug } else { 0 };
+            let collect = is_train.then_some(&mut train_inputs);
             stats.push((
                 split,
-                write_split(&writer, split, &pairs, aug, opts.seed, seq_len)?,
+                write_split(&writer, split, &pairs, aug, opts.seed, seq_len, collect)?,
             ));
+            if !is_train && !pairs.is_empty() {
+                let shared = pairs
+                    .iter()
+                    .filter(|(p, _)| train_inputs.contains(&encode_board_u8(p)))
+                    .count();
+                notes.push(format!(
+                    "{shared} of {} test rows are among the {} distinct training inputs \
+                     (originals and augmentations); imported rows are kept, not dropped",
+                    pairs.len(),
+                    train_inputs.len()
+                ));
+            }
+            sources.push(pairs.into_iter().map(|(p, _)| p).collect());
         }
         notes.push("difficulty ignored: puzzles come from the CSV files".to_string());
     } else {
         task = format!("sudoku {0}x{0} ({1})", opts.size, opts.difficulty);
-        if opts.size == 4 && opts.difficulty == Difficulty::Extreme {
-            notes.push(
-                "4x4: singles solve every minimal puzzle, so extreme is the same as hard"
-                    .to_string(),
-            );
+        if opts.difficulty == Difficulty::Extreme {
+            match opts.size {
+                4 => notes.push(
+                    "4x4: singles solve every minimal puzzle, so extreme is the same as hard"
+                        .to_string(),
+                ),
+                6 => notes.push(format!(
+                    "6x6: extreme means a minimal puzzle that singles alone cannot solve (at \
+                     least {} guess)",
+                    extreme_min_guesses(6)
+                )),
+                _ => {}
+            }
         }
         let mut seen = HashSet::new();
         for (split, count, dom) in [
             ("train", opts.train, domain::SUDOKU_TRAIN),
             ("test", opts.test, domain::SUDOKU_TEST),
         ] {
-            let puzzles = generate_split(opts, count, dom, &mut seen)?;
+            let is_train = split == "train";
+            let (puzzles, redraws) = generate_split(
+                opts,
+                count,
+                dom,
+                &mut seen,
+                (!is_train).then_some(&train_inputs),
+            )?;
             notes.extend(rating_note(split, &puzzles));
+            if !is_train && count > 0 {
+                notes.push(format!(
+                    "test split kept apart from train: {} test draws equal to one of the {} \
+                     distinct training inputs (originals and augmentations) and {} duplicate \
+                     draws were redrawn; no test puzzle is a training input",
+                    redraws.in_train,
+                    train_inputs.len(),
+                    redraws.duplicates
+                ));
+            } else if redraws.duplicates > 0 {
+                notes.push(format!(
+                    "{split} puzzles: {} duplicate draws redrawn",
+                    redraws.duplicates
+                ));
+            }
             let pairs: Vec<(Board, Board)> = puzzles
                 .into_iter()
                 .map(|g| (g.puzzle, g.solution))
                 .collect();
-            let aug = if split == "train" { opts.aug } else { 0 };
+            let aug = if is_train { opts.aug } else { 0 };
+            let collect = is_train.then_some(&mut train_inputs);
             stats.push((
                 split,
-                write_split(&writer, split, &pairs, aug, opts.seed, seq_len)?,
+                write_split(&writer, split, &pairs, aug, opts.seed, seq_len, collect)?,
             ));
+            sources.push(pairs.into_iter().map(|(p, _)| p).collect());
         }
+    }
+    if let [train, test] = &sources[..] {
+        notes.extend(equivalence_note(train, test));
     }
     let mut splits = Vec::new();
     for (split, s) in stats {
@@ -576,6 +704,94 @@ mod tests {
             assert!(check_solution(&p, &s).solved());
             assert_eq!(p.unique_solution().unwrap(), s);
         }
+    }
+
+    const PUZZLE6: &str = "1.3....56......5.4.6...1.1.6.....3.2";
+    const SOLUTION6: &str = "123456456123231564564231312645645312";
+
+    #[test]
+    fn six_by_six_csv_import_keeps_overlapping_test_rows_and_counts_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = crate::sudoku::parse_puzzle(PUZZLE6).unwrap();
+        let s = crate::sudoku::parse_puzzle(SOLUTION6).unwrap();
+        let mut rng = rng::stream(2, 2, 2);
+        let rows: Vec<String> = (0..4)
+            .map(|i| {
+                let a = SudokuAugmentation::random(&mut rng, 6);
+                let (p, s) = (a.apply(&p), a.apply(&s));
+                format!("src{i},{},{},{i}", p.to_line(), s.to_line())
+            })
+            .collect();
+        write_csv(dir.path(), "train.csv", &rows[..3]);
+        // One test row repeats a training row, one is new.
+        write_csv(dir.path(), "test.csv", &[rows[0].clone(), rows[3].clone()]);
+        let read = read_sudoku_csv(&dir.path().join("train.csv")).unwrap();
+        assert_eq!(read.len(), 3);
+        assert_eq!(read[0].puzzle.size(), 6);
+        let opts = SudokuOptions {
+            train: 0,
+            test: 0,
+            aug: 0,
+            size: 6,
+            csv_dir: Some(dir.path().to_path_buf()),
+            ..SudokuOptions::new(dir.path().join("out"))
+        };
+        let summary = build_sudoku(&opts).unwrap();
+        assert_eq!((summary.seq_len, summary.examples("test")), (36, 2));
+        assert!(
+            summary
+                .notes
+                .iter()
+                .any(|n| n.starts_with("1 of 2 test rows are among the 3 distinct training")),
+            "{:?}",
+            summary.notes
+        );
+        // All four rows are the same puzzle up to augmentation.
+        assert!(
+            summary
+                .notes
+                .iter()
+                .any(|n| n.contains("2 of 2 test puzzles are equivalent to a training puzzle")),
+            "{:?}",
+            summary.notes
+        );
+        let ds = Dataset::open(&opts.out, "test").unwrap();
+        let (inp, lab) = ds.set("all").unwrap().example(1).unwrap();
+        let (p, s) = (
+            decode_tokens(&inp, 6).unwrap(),
+            decode_tokens(&lab, 6).unwrap(),
+        );
+        assert_eq!(p.unique_solution().unwrap(), s);
+        // A 6x6 CSV row of the wrong length names the 6x6 length.
+        write_csv(
+            dir.path(),
+            "bad.csv",
+            &[
+                rows[0].clone(),
+                format!("x,{},{SOLUTION6},1", &PUZZLE6[1..]),
+            ],
+        );
+        let err = read_sudoku_csv(&dir.path().join("bad.csv")).unwrap_err();
+        assert!(
+            err.to_string()
+                .ends_with("bad.csv:3: question has 35 characters, expected 36 (a 6x6 board)"),
+            "{err}"
+        );
+        // A 9x9 build of 6x6 rows names the 9x9 length.
+        let err = build_sudoku(&SudokuOptions {
+            size: 9,
+            ..opts.clone()
+        })
+        .unwrap_err();
+        assert!(
+            err.to_string().contains("expected 81 (a 9x9 board)"),
+            "{err}"
+        );
+        let err = build_sudoku(&SudokuOptions { size: 5, ..opts }).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "option `size`: Sudoku side must be 4, 6 or 9, not 5"
+        );
     }
 
     #[test]

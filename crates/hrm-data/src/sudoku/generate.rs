@@ -5,17 +5,20 @@
 //! random complete grid, then blanks cells in random order, keeping a blank only if the puzzle
 //! stays within the difficulty's rules:
 //!
-//! | difficulty | cells blanked | kept only if | accepted if |
+//! | difficulty | cells blanked (9x9 / 6x6 / 4x4) | kept only if | accepted if |
 //! |---|---|---|---|
-//! | `easy` | up to 45 (9x9) / 8 (4x4) | naked singles alone solve it | always |
-//! | `medium` | up to 53 / 10 | naked and hidden singles solve it | always |
+//! | `easy` | up to 45 / 18 / 8 | naked singles alone solve it | always |
+//! | `medium` | up to 53 / 23 / 10 | naked and hidden singles solve it | always |
 //! | `hard` | as many as possible (a minimal puzzle) | the solution stays unique | always |
-//! | `extreme` | as many as possible | the solution stays unique | the solver needs at least [`EXTREME_MIN_GUESSES`] guesses (9x9) |
+//! | `extreme` | as many as possible | the solution stays unique | the solver needs at least [`extreme_min_guesses`] guesses: 8 (9x9), 1 (6x6), 0 (4x4) |
 //!
 //! The rating ([`Rating`]) counts the guesses (branching nodes) of the solver's full
 //! uniqueness proof after naked and hidden singles; 0 means singles alone solve the puzzle, so
-//! every `extreme` puzzle needs search. On 4x4 boards singles solve every minimal puzzle, so
-//! `extreme` there means `hard` (the builder reports this).
+//! every 9x9 or 6x6 `extreme` puzzle needs search. Minimal 6x6 puzzles have 8-13 givens (about
+//! 10 on average); about 1 in 30 needs a guess after singles, so a 6x6 `extreme` puzzle is a
+//! minimal puzzle that singles alone cannot prove (drawn by rejection, about 30 grids per
+//! puzzle). On 4x4 boards singles solve every minimal puzzle, so `extreme` there means `hard`
+//! (the builder reports this).
 
 use super::solver::{self, Deductions};
 use super::Board;
@@ -24,6 +27,20 @@ use crate::rng::{self, DataRng};
 
 /// Guesses an `extreme` 9x9 puzzle needs at least.
 pub const EXTREME_MIN_GUESSES: u64 = 8;
+/// Guesses an `extreme` 6x6 puzzle needs at least: one, i.e. singles alone do not prove it
+/// (about 1 minimal 6x6 puzzle in 30 needs a guess, about 1 in 400 two).
+pub const EXTREME_MIN_GUESSES_6X6: u64 = 1;
+
+/// Guesses an `extreme` puzzle of side `size` needs at least: [`EXTREME_MIN_GUESSES`] for 9x9,
+/// [`EXTREME_MIN_GUESSES_6X6`] for 6x6, 0 for 4x4 (singles solve every minimal 4x4 puzzle, so
+/// `extreme` is `hard` there).
+pub fn extreme_min_guesses(size: usize) -> u64 {
+    match size {
+        9 => EXTREME_MIN_GUESSES,
+        6 => EXTREME_MIN_GUESSES_6X6,
+        _ => 0,
+    }
+}
 
 /// Attempts (complete grids drawn) before giving up on one puzzle.
 const MAX_ATTEMPTS: usize = 100_000;
@@ -111,8 +128,10 @@ pub struct GeneratedPuzzle {
 fn carve(rng: &mut DataRng, n: usize, solution: &[u8], difficulty: Difficulty) -> Vec<u8> {
     let target = match (difficulty, n) {
         (Difficulty::Easy, 4) => 8,
+        (Difficulty::Easy, 6) => 18,
         (Difficulty::Easy, _) => 45,
         (Difficulty::Medium, 4) => 10,
+        (Difficulty::Medium, 6) => 23,
         (Difficulty::Medium, _) => 53,
         _ => n * n,
     };
@@ -147,24 +166,20 @@ fn carve(rng: &mut DataRng, n: usize, solution: &[u8], difficulty: Difficulty) -
     puzzle
 }
 
-/// Generates one puzzle of side `size` (4 or 9) at `difficulty`, drawing everything from `rng`.
+/// Generates one puzzle of side `size` (4, 6 or 9) at `difficulty`, drawing everything from
+/// `rng`.
 ///
 /// # Errors
-/// [`DataError::Option`] for a side other than 4 or 9; [`DataError::Generation`] if no
+/// [`DataError::Option`] for a side other than 4, 6 or 9; [`DataError::Generation`] if no
 /// acceptable puzzle turns up within the attempt budget.
 pub fn generate_puzzle(
     rng: &mut DataRng,
     size: usize,
     difficulty: Difficulty,
 ) -> Result<GeneratedPuzzle> {
-    if size != 4 && size != 9 {
-        return Err(DataError::option(
-            "size",
-            format!("Sudoku side must be 4 or 9, not {size}"),
-        ));
-    }
-    let min_guesses = if difficulty == Difficulty::Extreme && size == 9 {
-        EXTREME_MIN_GUESSES
+    super::check_side(size)?;
+    let min_guesses = if difficulty == Difficulty::Extreme {
+        extreme_min_guesses(size)
     } else {
         0
     };
@@ -194,7 +209,7 @@ mod tests {
 
     #[test]
     fn every_difficulty_gives_unique_puzzles_with_the_promised_rating() {
-        for size in [4, 9] {
+        for size in [4, 6, 9] {
             for d in Difficulty::ALL {
                 let mut rng = rng::stream(5, 88, size as u64 * 10 + d as u64);
                 let g = generate_puzzle(&mut rng, size, d).unwrap();
@@ -212,7 +227,12 @@ mod tests {
                             g.puzzle.cells(),
                             Deductions::NakedSingles
                         ));
-                        assert_eq!(g.puzzle.givens(), if size == 4 { 8 } else { 36 });
+                        let givens = match size {
+                            4 => 8,
+                            6 => 18,
+                            _ => 36,
+                        };
+                        assert_eq!(g.puzzle.givens(), givens);
                     }
                     Difficulty::Medium => {
                         assert_eq!(g.rating.guesses, 0);
@@ -223,6 +243,9 @@ mod tests {
                         ));
                     }
                     Difficulty::Hard | Difficulty::Extreme => {
+                        if d == Difficulty::Extreme {
+                            assert!(g.rating.guesses >= extreme_min_guesses(size));
+                        }
                         // Minimal: no given can be removed without losing uniqueness.
                         for cell in 0..size * size {
                             let v = g.puzzle.cells()[cell];
@@ -256,6 +279,41 @@ mod tests {
                 Deductions::Singles
             ));
         }
+    }
+
+    #[test]
+    fn six_by_six_difficulties() {
+        // Several puzzles per difficulty: unique, at the promised givens, and extreme ones
+        // need search after singles while medium ones never do.
+        for d in Difficulty::ALL {
+            let mut rng = rng::stream(7, 88, d as u64);
+            for _ in 0..8 {
+                let g = generate_puzzle(&mut rng, 6, d).unwrap();
+                assert_eq!(g.puzzle.size(), 6);
+                assert_eq!(g.puzzle.unique_solution().unwrap(), g.solution, "{d}");
+                match d {
+                    Difficulty::Easy => assert_eq!(g.puzzle.givens(), 18),
+                    Difficulty::Medium => {
+                        // Up to 23 blanks: 13 givens unless singles stop the carving early.
+                        assert!(g.puzzle.givens() >= 13);
+                        assert_eq!(g.rating.guesses, 0);
+                    }
+                    Difficulty::Hard => assert!((8..=14).contains(&g.puzzle.givens())),
+                    Difficulty::Extreme => {
+                        assert!(g.rating.guesses >= EXTREME_MIN_GUESSES_6X6);
+                        assert!(!solver::solvable_without_guessing(
+                            6,
+                            g.puzzle.cells(),
+                            Deductions::Singles
+                        ));
+                    }
+                }
+            }
+        }
+        assert!(matches!(
+            generate_puzzle(&mut rng::stream(0, 0, 0), 5, Difficulty::Easy),
+            Err(DataError::Option { option: "size", .. })
+        ));
     }
 
     #[test]

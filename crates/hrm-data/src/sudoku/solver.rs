@@ -4,8 +4,9 @@
 //! external tool); this one labels generated puzzles, proves uniqueness (it counts up to two
 //! solutions) and rates difficulty by the number of guesses its search makes.
 //!
-//! Boards of side 4 and 9 share one implementation: candidates are `u16` bitmasks (bit `d - 1`
-//! for digit `d`), units and peers come from a per-size [`Geometry`] built once.
+//! Boards of side 4 (2x2 boxes), 6 (boxes of 2 rows x 3 columns) and 9 (3x3 boxes) share one
+//! implementation: candidates are `u16` bitmasks (bit `d - 1` for digit `d`), units and peers
+//! come from a per-size [`Geometry`] built once.
 
 use std::sync::OnceLock;
 
@@ -25,9 +26,14 @@ pub(crate) struct Geometry {
 }
 
 impl Geometry {
-    fn new(b: usize) -> Geometry {
-        let n = b * b;
+    /// The geometry of a board whose boxes are `box_rows x box_cols` (side
+    /// `box_rows * box_cols`). Boxes are numbered row-major: box `k` covers rows
+    /// `(k / stacks) * box_rows ..` and columns `(k % stacks) * box_cols ..`, with
+    /// `stacks = n / box_cols` boxes side by side.
+    fn new(box_rows: usize, box_cols: usize) -> Geometry {
+        let n = box_rows * box_cols;
         let cells = n * n;
+        let stacks = n / box_cols;
         let mut units: Vec<Vec<u8>> = Vec::with_capacity(3 * n);
         for r in 0..n {
             units.push((0..n).map(|c| (r * n + c) as u8).collect());
@@ -36,10 +42,10 @@ impl Geometry {
             units.push((0..n).map(|r| (r * n + c) as u8).collect());
         }
         for bx in 0..n {
-            let (r0, c0) = ((bx / b) * b, (bx % b) * b);
+            let (r0, c0) = ((bx / stacks) * box_rows, (bx % stacks) * box_cols);
             units.push(
                 (0..n)
-                    .map(|k| ((r0 + k / b) * n + c0 + k % b) as u8)
+                    .map(|k| ((r0 + k / box_cols) * n + c0 + k % box_cols) as u8)
                     .collect(),
             );
         }
@@ -66,18 +72,24 @@ impl Geometry {
     }
 }
 
-/// The geometry of side `n` (4 or 9).
+/// The geometry of side `n` (4, 6 or 9; see [`super::box_dims`]).
 ///
 /// # Panics
-/// For any other side.
+/// For any other side (callers check the side first, see [`super::check_side`]).
 pub(crate) fn geometry(n: usize) -> &'static Geometry {
     static G4: OnceLock<Geometry> = OnceLock::new();
+    static G6: OnceLock<Geometry> = OnceLock::new();
     static G9: OnceLock<Geometry> = OnceLock::new();
-    match n {
-        4 => G4.get_or_init(|| Geometry::new(2)),
-        9 => G9.get_or_init(|| Geometry::new(3)),
+    let cell = match n {
+        4 => &G4,
+        6 => &G6,
+        9 => &G9,
         _ => panic!("unsupported Sudoku side {n}"),
-    }
+    };
+    cell.get_or_init(|| {
+        let (r, c) = super::box_dims(n).expect("a supported side");
+        Geometry::new(r, c)
+    })
 }
 
 /// Which deductions the solver makes before it guesses.
@@ -431,9 +443,87 @@ mod tests {
         assert!(a.stats.guesses >= b.stats.guesses);
     }
 
+    /// A minimal 6x6 puzzle (12 givens, boxes of 2 rows x 3 columns) and its solution, checked
+    /// by an independent brute-force count when they were written.
+    const PUZZLE6: &str = "1.3....56......5.4.6...1.1.6.....3.2";
+    const SOLUTION6: &str = "123456456123231564564231312645645312";
+
+    #[test]
+    fn six_by_six_geometry() {
+        let g = geometry(6);
+        assert_eq!((g.cells, g.units.len(), g.full), (36, 18, 0b11_1111));
+        // Rows, columns, then boxes of 2 rows x 3 columns, numbered row-major.
+        assert_eq!(g.units[0], vec![0, 1, 2, 3, 4, 5]);
+        assert_eq!(g.units[6], vec![0, 6, 12, 18, 24, 30]);
+        assert_eq!(g.units[12], vec![0, 1, 2, 6, 7, 8]);
+        assert_eq!(g.units[13], vec![3, 4, 5, 9, 10, 11]);
+        assert_eq!(g.units[14], vec![12, 13, 14, 18, 19, 20]);
+        assert_eq!(g.units[17], vec![27, 28, 29, 33, 34, 35]);
+        for (k, u) in g.units.iter().enumerate() {
+            assert_eq!(u.len(), 6, "unit {k}");
+            if k >= 12 {
+                // A box: 2 consecutive rows, 3 consecutive columns, aligned.
+                let rows: Vec<usize> = u.iter().map(|&c| c as usize / 6).collect();
+                let cols: Vec<usize> = u.iter().map(|&c| c as usize % 6).collect();
+                assert!(rows.iter().all(|&r| r / 2 == rows[0] / 2), "{u:?}");
+                assert!(cols.iter().all(|&c| c / 3 == cols[0] / 3), "{u:?}");
+            }
+        }
+        // Every cell is in exactly one row, one column and one box.
+        for cell in 0..36u8 {
+            assert_eq!(g.units.iter().filter(|u| u.contains(&cell)).count(), 3);
+        }
+        // Peers: 5 in the row + 5 in the column + (2-1)*(3-1) more in the box.
+        assert!(g.peers.iter().all(|p| p.len() == 5 + 5 + 2));
+        // The same rule for every side: (n-1) + (n-1) + (box_rows-1)(box_cols-1).
+        for (n, extra) in [(4, 1), (9, 4)] {
+            assert!(geometry(n)
+                .peers
+                .iter()
+                .all(|p| p.len() == 2 * (n - 1) + extra));
+        }
+        // Cell (0, 0) sees (1, 2) through the box, but not (2, 1) (another band).
+        assert!(g.peers[0].contains(&8) && !g.peers[0].contains(&13));
+    }
+
+    #[test]
+    fn solves_a_known_6x6_puzzle_and_sees_a_second_solution() {
+        let p = parse(PUZZLE6);
+        for deductions in [Deductions::NakedSingles, Deductions::Singles] {
+            let r = solve_cells(6, &p, 2, deductions, None, None);
+            assert_eq!(r.solutions, 1, "{deductions:?}");
+            assert_eq!(r.solution.unwrap(), parse(SOLUTION6));
+        }
+        // Without its first given the puzzle has two or more solutions; the solver finds a
+        // second one and both are valid completions.
+        let mut less = p.clone();
+        less[0] = 0;
+        let r = solve_cells(6, &less, 2, Deductions::Singles, None, None);
+        assert_eq!(r.solutions, 2);
+        // Forbidding the known solution's digit in that cell leaves another solution.
+        let other = solve_cells(6, &less, 1, Deductions::Singles, None, Some((0, 1)));
+        assert_eq!(other.solutions, 1);
+        let s = other.solution.unwrap();
+        assert_ne!(s, parse(SOLUTION6));
+        let geo = geometry(6);
+        for u in &geo.units {
+            let mut d: Vec<u8> = u.iter().map(|&c| s[c as usize]).collect();
+            d.sort_unstable();
+            assert_eq!(d, vec![1, 2, 3, 4, 5, 6]);
+        }
+        // A 2 next to the given 1 and another 2 in its box: no solution.
+        let mut bad = p.clone();
+        bad[1] = 2;
+        bad[8] = 2;
+        assert_eq!(
+            solve_cells(6, &bad, 2, Deductions::Singles, None, None).solutions,
+            0
+        );
+    }
+
     #[test]
     fn random_grids_are_valid() {
-        for n in [4, 9] {
+        for n in [4, 6, 9] {
             let mut rng = rng::stream(1, 99, n as u64);
             let g = random_grid(n, &mut rng);
             let geo = geometry(n);

@@ -66,7 +66,7 @@ pub struct SudokuArgs {
     /// Import the reference's train.csv and test.csv (source,question,answer,rating) from here.
     #[arg(long)]
     pub csv_dir: Option<PathBuf>,
-    /// Board side: 9, or 4 for quick experiments.
+    /// Board side: 9, or 6 (boxes of 2 rows x 3 columns) or 4 for CPU experiments.
     #[arg(long, default_value_t = 9)]
     pub size: usize,
 }

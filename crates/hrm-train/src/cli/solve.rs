@@ -40,7 +40,8 @@ pub struct SolveArgs {
 /// The puzzle kinds `hrm solve` answers.
 #[derive(Debug, clap::Subcommand)]
 pub enum SolveTask {
-    /// Solve Sudoku puzzles: one given as 81 (or 16) characters, or a file of them.
+    /// Solve Sudoku puzzles: one given as 81 (9x9), 36 (6x6) or 16 (4x4) characters, or a file
+    /// of them.
     Sudoku(SudokuArgs),
     /// Solve mazes given as `# SGo` text files (one row per line).
     Maze(MazeArgs),
@@ -79,7 +80,8 @@ pub struct CommonArgs {
 #[derive(Debug, clap::Args)]
 #[command(group(clap::ArgGroup::new("input").required(true).args(["puzzle", "file"])))]
 pub struct SudokuArgs {
-    /// The puzzle: 81 characters (16 for 4x4), `1-9` for digits, `0` or `.` for blanks.
+    /// The puzzle: 81 characters (36 for 6x6, 16 for 4x4), `1-9` (`1-6`, `1-4`) for digits,
+    /// `0` or `.` for blanks.
     pub puzzle: Option<String>,
     /// A file with one puzzle per line (blank lines and `#` comments skipped).
     #[arg(long, value_name = "FILE")]

@@ -37,18 +37,13 @@ use hrm_data::TaskKind;
 use crate::error::{Result, TrainError};
 
 /// What a model's token sequences encode, told from its sizes by the rule of
-/// [`TaskKind::detect`] (vocabulary 11 and 81 or 16 tokens: Sudoku; 6 and a square: maze;
-/// 12 and 900: ARC).
+/// [`TaskKind::detect`] ([`TaskKind::from_sizes`]: vocabulary 11 and 81, 36 or 16 tokens:
+/// Sudoku 9x9, 6x6 or 4x4; 6 and a square: maze; 12 and 900: ARC).
 pub fn model_task(dims: &CoreDims) -> TaskKind {
-    let (v, s) = (dims.vocab_size as usize, dims.seq_len as usize);
-    let side = (s as f64).sqrt().round() as usize;
-    match (v, s) {
-        (SUDOKU_VOCAB_SIZE, 81) => TaskKind::Sudoku { size: 9 },
-        (SUDOKU_VOCAB_SIZE, 16) => TaskKind::Sudoku { size: 4 },
-        (MAZE_VOCAB_SIZE, n) if side * side == n => TaskKind::Maze { side },
-        (ARC_VOCAB_SIZE, ARC_SEQ_LEN) => TaskKind::Arc,
-        (_, seq_len) => TaskKind::Other { seq_len },
-    }
+    TaskKind::from_sizes(
+        dims.vocab_size.max(0) as usize,
+        dims.seq_len.max(0) as usize,
+    )
 }
 
 /// Sizes of a task kind as `(seq_len, vocab_size)`, for messages.
@@ -116,6 +111,8 @@ mod tests {
     #[test]
     fn task_kinds_from_model_sizes() {
         assert_eq!(model_task(&dims(81, 11)), TaskKind::Sudoku { size: 9 });
+        assert_eq!(model_task(&dims(36, 11)), TaskKind::Sudoku { size: 6 });
+        assert!(check_task(&dims(36, 11), TaskKind::Sudoku { size: 6 }).is_ok());
         assert_eq!(model_task(&dims(900, 6)), TaskKind::Maze { side: 30 });
         assert_eq!(model_task(&dims(900, 12)), TaskKind::Arc);
         assert!(check_task(&dims(16, 11), TaskKind::Sudoku { size: 4 }).is_ok());

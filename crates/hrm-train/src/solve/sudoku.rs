@@ -85,7 +85,7 @@ pub struct SudokuAnswer {
 }
 
 impl SudokuAnswer {
-    /// One machine-readable object: the puzzle and solution as 81 (or 16) characters (`.` for
+    /// One machine-readable object: the puzzle and solution as 81, 36 or 16 characters (`.` for
     /// a blank), the verdict, the steps and per-step Q probabilities, the batch time.
     pub fn to_json(&self) -> serde_json::Value {
         serde_json::json!({
