@@ -41,6 +41,7 @@ use hrm_data::{Dataset, DatasetMetadata};
 
 use crate::arch::build_model;
 use crate::config::{Arch, TrainConfig};
+use crate::default_data;
 use crate::device::{default_forward_dtype, device_name};
 use crate::error::{Result, TrainError};
 use crate::plot::{LineChart, Series};
@@ -529,29 +530,6 @@ pub fn plan(opts: &CompareOptions, data: &Path) -> Result<Vec<PlannedRun>> {
     Ok(runs)
 }
 
-/// The default dataset of a comparison: 4x4 Sudoku as `hrm train`'s default (2000 training
-/// puzzles with 10 augmentations each, 500 test puzzles, hard, seed 0), built under `dir` unless
-/// it is already there.
-///
-/// # Errors
-/// When the builder fails.
-pub fn ensure_default_dataset(dir: &Path) -> Result<()> {
-    if dir.join("train").join("dataset.json").is_file()
-        && dir.join("test").join("dataset.json").is_file()
-    {
-        return Ok(());
-    }
-    let mut opts = hrm_data::sudoku::SudokuOptions::new(dir);
-    opts.size = 4;
-    opts.train = 2000;
-    opts.test = 500;
-    opts.aug = 10;
-    opts.difficulty = hrm_data::sudoku::Difficulty::Hard;
-    opts.seed = 0;
-    hrm_data::sudoku::build_sudoku(&opts)?;
-    Ok(())
-}
-
 /// Runs the comparison: plans, trains each architecture in turn through
 /// [`crate::trainer::train`], then writes `comparison.md`, `comparison.json` and
 /// `comparison.png` under `opts.out`.
@@ -564,7 +542,7 @@ pub fn run_comparison(opts: &CompareOptions) -> Result<Comparison> {
         Some(d) => d.clone(),
         None => {
             let d = opts.out.join("data");
-            ensure_default_dataset(&d)?;
+            default_data::ensure_sudoku(&d, default_data::COMPARE_DEFAULT_SIZE)?;
             d
         }
     };

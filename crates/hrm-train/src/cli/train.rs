@@ -1,4 +1,4 @@
-//! `hrm train [CONFIG] [--set key=value]... [--run-dir DIR] [--device D] [--resume]`.
+//! `hrm train [CONFIG] [--set key=value]... [--run-dir DIR] [--device D] [--threads N] [--resume]`.
 //!
 //! Without a config, trains the embedded default: a small dataset the project generates itself
 //! (built on first use under `data/`), a config sized for a 2-core CPU, then prints the
@@ -11,6 +11,7 @@ use std::sync::Arc;
 use anyhow::Context;
 
 use crate::config::TrainConfig;
+use crate::default_data;
 use crate::device::{device_name, parse_device};
 use crate::trainer::{format_eval, train, TrainOptions, TrainSummary};
 
@@ -40,6 +41,9 @@ pub struct TrainArgs {
     /// Stop with a checkpoint once this many steps are done (continue later with --resume).
     #[arg(long, value_name = "STEP")]
     pub stop_at_step: Option<u64>,
+    /// libtorch intra-op threads on the CPU (default: libtorch's choice, one per core).
+    #[arg(long, value_name = "N")]
+    pub threads: Option<i32>,
 }
 
 /// Runs `hrm train`.
@@ -48,6 +52,10 @@ pub struct TrainArgs {
 /// Bad configs, missing data, unusable checkpoints, I/O failures, each with context.
 pub fn run(args: TrainArgs) -> anyhow::Result<()> {
     let device = parse_device(&args.device)?;
+    if let Some(n) = args.threads {
+        anyhow::ensure!(n > 0, "--threads must be at least 1, got {n}");
+        tch::set_num_threads(n);
+    }
     let (config, name) = match &args.config {
         Some(path) => {
             let cfg = TrainConfig::from_path(path, &args.overrides)
@@ -133,23 +141,18 @@ fn print_summary(s: &TrainSummary, run_dir: &Path) {
 
 /// Builds the default dataset if it is not there yet.
 fn ensure_default_dataset(path: &Path) -> anyhow::Result<()> {
-    if path.join("train").join("dataset.json").is_file() {
+    if default_data::is_built(path) {
         return Ok(());
     }
     eprintln!(
         "[train] building the default dataset in {} (once)",
         path.display()
     );
-    let mut opts = hrm_data::sudoku::SudokuOptions::new(path);
-    opts.size = 4;
-    opts.train = 2000;
-    opts.test = 500;
-    opts.aug = 10;
-    opts.difficulty = hrm_data::sudoku::Difficulty::Hard;
-    opts.seed = 0;
-    let summary = hrm_data::sudoku::build_sudoku(&opts)
+    let summary = default_data::ensure_sudoku(path, default_data::TRAIN_DEFAULT_SIZE)
         .with_context(|| format!("building {}", path.display()))?;
-    eprintln!("{summary}");
+    if let Some(summary) = summary {
+        eprintln!("{summary}");
+    }
     Ok(())
 }
 
