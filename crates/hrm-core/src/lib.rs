@@ -48,6 +48,7 @@ pub mod reasoning;
 pub mod recurrent;
 pub mod rms_norm;
 pub mod rope;
+mod shell;
 pub mod swiglu;
 pub mod trm;
 pub mod weights;

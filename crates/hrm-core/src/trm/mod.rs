@@ -50,27 +50,20 @@ pub use config::TrmConfig;
 pub use reasoning::TrmReasoningModule;
 
 use crate::carry::InnerCarry;
-use crate::config::{ModelConfig, PosEncoding};
-use crate::embedding::{EmbeddingDims, InputEmbedding};
+use crate::config::ModelConfig;
 use crate::error::Result;
-use crate::heads::OutputHeads;
-use crate::init::trunc_normal;
 use crate::params::ModelParams;
 use crate::recurrent::{CoreDims, CoreInput, CoreOutput, Mode, RecurrentCore};
 use crate::rope::Rope;
+use crate::shell::{CoreShell, ShellSpec};
 
 /// The TRM recurrent core with its parameters.
 #[derive(Debug)]
 pub struct Trm {
     cfg: TrmConfig,
-    params: ModelParams,
-    embedding: InputEmbedding,
-    heads: OutputHeads,
-    rope: Option<Rope>,
+    shell: CoreShell,
     /// `inner.L_level`: the one network of both updates.
     pub l_level: TrmReasoningModule,
-    h_init: Tensor,
-    l_init: Tensor,
 }
 
 impl Trm {
@@ -82,52 +75,37 @@ impl Trm {
     /// [`crate::CoreError::Config`] when the config is invalid.
     pub fn new(cfg: &TrmConfig, device: Device) -> Result<Self> {
         cfg.validate()?;
-        let params = ModelParams::new(device);
-        let (embedding, heads, rope, l_level, h_init, l_init) = {
-            let inner = params.root() / "inner";
-            let sparse_inner = params.sparse_root() / "inner";
-            let h = cfg.hidden_size as i64;
-            let p = cfg.puzzle_emb_len() as i64;
-            let t = cfg.total_seq_len() as i64;
-            let embedding = InputEmbedding::new(
-                &inner,
-                &sparse_inner,
-                EmbeddingDims {
-                    vocab_size: cfg.vocab_size as i64,
-                    hidden_size: h,
-                    seq_len: cfg.seq_len as i64,
-                    puzzle_emb_len: p,
-                    puzzle_emb_ndim: cfg.puzzle_emb_ndim as i64,
-                    num_puzzle_identifiers: cfg.num_puzzle_identifiers as i64,
-                    pos_encodings: cfg.pos_encodings,
-                },
-            );
-            let heads = OutputHeads::new(&inner, h, cfg.vocab_size as i64, p, cfg.seq_len as i64);
-            // With mlp_t the reference still builds the tables (unused); so do we, so that the
-            // `rope.*` tensors exist whenever `pos_encodings == "rope"`.
-            let rope = (cfg.pos_encodings == PosEncoding::Rope)
-                .then(|| Rope::new(cfg.head_dim() as i64, t, cfg.rope_theta, device));
+        let spec = ShellSpec {
+            dims: CoreDims {
+                seq_len: cfg.seq_len as i64,
+                vocab_size: cfg.vocab_size as i64,
+                hidden_size: cfg.hidden_size as i64,
+                puzzle_emb_len: cfg.puzzle_emb_len() as i64,
+                puzzle_emb_ndim: cfg.puzzle_emb_ndim as i64,
+                num_puzzle_identifiers: cfg.num_puzzle_identifiers as i64,
+                halt_max_steps: cfg.halt_max_steps as i64,
+                halt_exploration_prob: cfg.halt_exploration_prob,
+                halt_rule: cfg.halt_rule(),
+                forward_kind: cfg.forward_dtype.kind(),
+            },
+            pos_encodings: cfg.pos_encodings,
+            head_dim: cfg.head_dim() as i64,
+            rope_theta: cfg.rope_theta,
+        };
+        let (shell, l_level) = CoreShell::build(spec, device, |inner| {
             let dims = TrmBlockDims {
-                hidden_size: h,
+                hidden_size: cfg.hidden_size as i64,
                 num_heads: cfg.num_heads as i64,
                 expansion: cfg.expansion,
                 rms_norm_eps: cfg.rms_norm_eps,
-                mlp_t_width: cfg.mlp_t.then_some(t),
+                mlp_t_width: cfg.mlp_t.then_some(cfg.total_seq_len() as i64),
             };
-            let l_level = TrmReasoningModule::new(&inner / "L_level", cfg.l_layers, dims);
-            let h_init = inner.add("H_init", trunc_normal(&[h], 1.0, device), false);
-            let l_init = inner.add("L_init", trunc_normal(&[h], 1.0, device), false);
-            (embedding, heads, rope, l_level, h_init, l_init)
-        };
+            TrmReasoningModule::new(inner / "L_level", cfg.l_layers, dims)
+        });
         Ok(Trm {
             cfg: cfg.clone(),
-            params,
-            embedding,
-            heads,
-            rope,
+            shell,
             l_level,
-            h_init,
-            l_init,
         })
     }
 
@@ -143,7 +121,7 @@ impl Trm {
     /// # Shapes
     /// `z_h, z_l, x: [b, T, H]` -> two `[b, T, H]`.
     pub fn cycle(&self, z_h: &Tensor, z_l: &Tensor, x: &Tensor) -> (Tensor, Tensor) {
-        let rope = self.rope.as_ref();
+        let rope = self.shell.rope.as_ref();
         let mut z_l = z_l.shallow_clone();
         for _ in 0..self.cfg.l_cycles {
             z_l = self.l_level.forward(&z_l, &(z_h + x), rope); // [b, T, H]
@@ -155,43 +133,27 @@ impl Trm {
 
 impl RecurrentCore for Trm {
     fn dims(&self) -> CoreDims {
-        let c = &self.cfg;
-        CoreDims {
-            seq_len: c.seq_len as i64,
-            vocab_size: c.vocab_size as i64,
-            hidden_size: c.hidden_size as i64,
-            puzzle_emb_len: c.puzzle_emb_len() as i64,
-            puzzle_emb_ndim: c.puzzle_emb_ndim as i64,
-            num_puzzle_identifiers: c.num_puzzle_identifiers as i64,
-            halt_max_steps: c.halt_max_steps as i64,
-            halt_exploration_prob: c.halt_exploration_prob,
-            halt_rule: c.halt_rule(),
-            forward_kind: c.forward_dtype.kind(),
-        }
+        self.shell.dims
     }
 
     fn params(&self) -> &ModelParams {
-        &self.params
+        &self.shell.params
     }
 
     fn rope(&self) -> Option<&Rope> {
-        self.rope.as_ref()
+        self.shell.rope.as_ref()
     }
 
     fn empty_carry(&self, batch: i64) -> InnerCarry {
-        let c = &self.cfg;
-        let (t, h) = (c.total_seq_len() as i64, c.hidden_size as i64);
-        InnerCarry::zeros(batch, t, h, c.forward_dtype.kind(), self.params.device())
+        self.shell.empty_carry(batch)
     }
 
     fn reset_carry(&self, reset: &Tensor, carry: &InnerCarry) -> InnerCarry {
-        carry.reset_rows(reset, &self.h_init, &self.l_init)
+        self.shell.reset_carry(reset, carry)
     }
 
     fn input_embeddings(&self, input: &CoreInput, mode: Mode) -> (Tensor, Option<Tensor>) {
-        let kind = self.cfg.forward_dtype.kind();
-        self.embedding
-            .forward(&input.inputs, &input.puzzle_identifiers, mode, kind)
+        self.shell.input_embeddings(input, mode)
     }
 
     fn forward(&self, carry: &InnerCarry, input: &CoreInput, mode: Mode) -> CoreOutput {
@@ -208,7 +170,7 @@ impl RecurrentCore for Trm {
         });
         // The whole last cycle, differentiated: L_cycles latent updates and the answer update.
         let (z_h, z_l) = self.cycle(&z_h, &z_l, &x);
-        let (logits, q_halt, q_continue) = self.heads.forward(&z_h);
+        let (logits, q_halt, q_continue) = self.shell.heads.forward(&z_h);
         CoreOutput {
             carry: InnerCarry {
                 z_h: z_h.detach(),
@@ -227,7 +189,7 @@ mod tests {
     use tch::Kind;
 
     use super::*;
-    use crate::config::ForwardDtype;
+    use crate::config::{ForwardDtype, PosEncoding};
 
     fn small_cfg(mlp_t: bool, pos: PosEncoding) -> TrmConfig {
         TrmConfig {
@@ -351,13 +313,13 @@ mod tests {
             let (x, _) = model.input_embeddings(&inp, Mode::Train);
             let (z_h, z_l) = tch::no_grad(|| model.cycle(&carry.z_h, &carry.z_l, &x));
             let (z_h, _) = model.cycle(&z_h, &z_l, &x);
-            model.heads.forward(&z_h).0
+            model.shell.heads.forward(&z_h).0
         });
         let g_all_cycles = grad_after(&|| {
             let (x, _) = model.input_embeddings(&inp, Mode::Train);
             let (z_h, z_l) = model.cycle(&carry.z_h, &carry.z_l, &x);
             let (z_h, _) = model.cycle(&z_h, &z_l, &x);
-            model.heads.forward(&z_h).0
+            model.shell.heads.forward(&z_h).0
         });
         let max_abs = |t: Tensor| t.abs().max().double_value(&[]);
         assert!(max_abs(&g_model - &g_last_cycle) < 1e-6);
