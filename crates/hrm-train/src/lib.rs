@@ -65,6 +65,7 @@ pub mod plot;
 pub mod report;
 pub mod run_dir;
 pub mod schedule;
+pub mod seeded;
 pub mod solve;
 pub mod step;
 pub mod trainer;

@@ -28,6 +28,7 @@ use crate::eval::{evaluate, EvalReport};
 use crate::optim::{AdamAtan2, AdamAtan2Config, Ema, SignSgdConfig};
 use crate::run_dir::{write_atomic, MetricsLine, RunDir};
 use crate::schedule::CosineSchedule;
+use crate::seeded;
 use crate::step::{act_train_step, direct_train_step, Optimizers, PuzzleOptimizer, StepRates};
 
 /// How to run a training job.
@@ -134,9 +135,9 @@ impl Session<'_> {
         let act_batch = to_act_batch(batch, &self.model.dims(), self.device)?;
         // Exploration draws from libtorch's generator: seed it per step so a resumed run draws
         // what an uninterrupted one would.
-        tch::manual_seed((self.cfg.seed.wrapping_mul(1_000_003) ^ self.step) as i64);
+        let seed = (self.cfg.seed.wrapping_mul(1_000_003) ^ self.step) as i64;
         let gbs = self.cfg.global_batch_size;
-        let metrics = match &self.model {
+        let metrics = seeded::with_seed(seed, || match &self.model {
             ArchModel::Recurrent(core) => {
                 let (next, m) = act_train_step(
                     core.as_ref(),
@@ -148,7 +149,7 @@ impl Session<'_> {
                     gbs,
                 )?;
                 self.carry = Some(next);
-                m
+                Ok(m)
             }
             ArchModel::Direct(direct) => direct_train_step(
                 direct.as_ref(),
@@ -157,8 +158,8 @@ impl Session<'_> {
                 &mut self.opt,
                 rates,
                 gbs,
-            )?,
-        };
+            ),
+        })?;
         if let Some(ema) = self.ema.as_mut() {
             ema.update(&self.model.params().trainable());
         }
@@ -370,8 +371,9 @@ pub fn train(opts: TrainOptions) -> Result<TrainSummary> {
     let meta = train_ds.metadata().clone();
     let model_table = cfg.resolved_model(&meta, default_forward_dtype(device))?;
 
-    tch::manual_seed(cfg.seed as i64);
-    let model = build_model(cfg.arch, &model_table, device)?;
+    let model = seeded::with_seed(cfg.seed as i64, || {
+        build_model(cfg.arch, &model_table, device)
+    })?;
     let epoch_steps = total_train_steps(&meta, cfg.epochs, cfg.global_batch_size);
     if epoch_steps == 0 {
         return Err(TrainError::Dataset {

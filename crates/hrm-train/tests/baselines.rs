@@ -88,8 +88,9 @@ fn gradient_reaches_every_parameter_and_the_puzzle_rows() {
         (Arch::Transformer, transformer_table(40, "rope")),
         (Arch::Transformer, transformer_table(40, "learned")),
     ] {
-        tch::manual_seed(11);
-        let model = build_model(arch, &model_table, Device::Cpu).expect("model");
+        let model =
+            hrm_train::seeded::with_seed(11, || build_model(arch, &model_table, Device::Cpu))
+                .expect("model");
         let batch = permutation_batch(4);
         let (step, out) = direct_loss(direct(&model), &batch, &LossHead::default(), Mode::Train);
         assert_eq!(out.logits.size(), vec![4, SEQ, VOCAB]);
@@ -138,8 +139,8 @@ fn learn_permutation(arch: Arch, model_table: &toml::Table, steps: usize, lr: f6
     // OpenMP threads wait on each other for most of each step: one thread keeps this test at a
     // couple of seconds.
     tch::set_num_threads(1);
-    tch::manual_seed(5);
-    let model = build_model(arch, model_table, Device::Cpu).expect("model");
+    let model = hrm_train::seeded::with_seed(5, || build_model(arch, model_table, Device::Cpu))
+        .expect("model");
     let head = LossHead::default();
     let mut opt = optimizers(&model, 0.0);
     for _ in 0..steps {
