@@ -36,22 +36,35 @@ fn single_thread() {
     tch::set_num_threads(1);
 }
 
-fn config(data: &Path, body: &str) -> TrainConfig {
-    let text = format!("data_path = \"{}\"\n{body}", data.display());
-    TrainConfig::from_toml_str(&text, &[]).expect("valid test config")
-}
-
-fn train_run(cfg: TrainConfig, run: &Path) {
-    train(TrainOptions {
-        config: cfg,
-        run_dir: run.to_path_buf(),
-        device: Device::Cpu,
-        resume: false,
-        progress: false,
-        stop: None,
-        stop_at_step: None,
-    })
-    .expect("training runs");
+impl Trained {
+    /// Trains a run in `tmp/run` on `data` with the shared optimiser settings and `body` (the
+    /// other top-level keys, then the `[model]` table).
+    fn train(tmp: tempfile::TempDir, data: PathBuf, body: &str) -> Trained {
+        let text = format!(
+            "data_path = \"{}\"\n\
+             lr = 1e-3\nweight_decay = 0.01\npuzzle_emb_lr = 1e-2\npuzzle_emb_weight_decay = 0.1\n\
+             {body}",
+            data.display()
+        );
+        let config = TrainConfig::from_toml_str(&text, &[]).expect("valid test config");
+        let run = tmp.path().join("run");
+        train(TrainOptions {
+            config,
+            run_dir: run.clone(),
+            device: Device::Cpu,
+            resume: false,
+            progress: false,
+            stop: None,
+            stop_at_step: None,
+        })
+        .expect("training runs");
+        Trained {
+            dir: tmp.path().to_path_buf(),
+            _tmp: tmp,
+            data,
+            run,
+        }
+    }
 }
 
 const TINY_HRM: &str = r#"
@@ -83,18 +96,13 @@ fn sudoku() -> &'static Trained {
         opts.difficulty = Difficulty::Easy;
         opts.seed = 7;
         hrm_data::sudoku::build_sudoku(&opts).expect("build the tiny dataset");
-        let run = tmp.path().join("run");
         let body = format!(
             r#"arch = "hrm"
 global_batch_size = 8
 epochs = 1000
 eval_interval = 1000
-lr = 1e-3
 lr_min_ratio = 0.1
 lr_warmup_steps = 20
-weight_decay = 0.01
-puzzle_emb_lr = 1e-2
-puzzle_emb_weight_decay = 0.1
 seed = 3
 log_interval = 100
 {TINY_HRM}
@@ -102,13 +110,7 @@ puzzle_emb_ndim = 0
 halt_max_steps = 4
 "#
         );
-        train_run(config(&data, &body), &run);
-        Trained {
-            dir: tmp.path().to_path_buf(),
-            _tmp: tmp,
-            data,
-            run,
-        }
+        Trained::train(tmp, data, &body)
     })
 }
 
@@ -624,27 +626,16 @@ fn maze() -> &'static Trained {
         opts.min_path = 6;
         opts.seed = 1;
         hrm_data::build_maze(&opts).expect("build mazes");
-        let run = tmp.path().join("run");
         let body = format!(
             r#"arch = "hrm"
 global_batch_size = 8
 epochs = 2
-lr = 1e-3
-weight_decay = 0.01
-puzzle_emb_lr = 1e-2
-puzzle_emb_weight_decay = 0.1
 {TINY_HRM}
 puzzle_emb_ndim = 0
 halt_max_steps = 3
 "#
         );
-        train_run(config(&data, &body), &run);
-        Trained {
-            dir: tmp.path().to_path_buf(),
-            _tmp: tmp,
-            data,
-            run,
-        }
+        Trained::train(tmp, data, &body)
     })
 }
 
@@ -743,27 +734,16 @@ fn arc() -> &'static Trained {
             ..hrm_data::ArcOptions::new(&data)
         };
         hrm_data::build_arc(&opts).expect("build ARC");
-        let run = tmp.path().join("run");
         let body = format!(
             r#"arch = "hrm"
 global_batch_size = 2
 epochs = 2
-lr = 1e-3
-weight_decay = 0.01
-puzzle_emb_lr = 1e-2
-puzzle_emb_weight_decay = 0.1
 {TINY_HRM}
 puzzle_emb_ndim = 64
 halt_max_steps = 2
 "#
         );
-        train_run(config(&data, &body), &run);
-        Trained {
-            dir: tmp.path().to_path_buf(),
-            _tmp: tmp,
-            data,
-            run,
-        }
+        Trained::train(tmp, data, &body)
     })
 }
 
@@ -880,26 +860,15 @@ fn gru() -> &'static Trained {
         single_thread();
         let s = sudoku();
         let tmp = tempfile::tempdir().expect("tempdir");
-        let run = tmp.path().join("run");
         let body = r#"arch = "gru"
 global_batch_size = 8
 epochs = 3
-lr = 1e-3
-weight_decay = 0.01
-puzzle_emb_lr = 1e-2
-puzzle_emb_weight_decay = 0.1
 [model]
 hidden_size = 32
 num_layers = 1
 puzzle_emb_ndim = 0
 "#;
-        train_run(config(&s.data, body), &run);
-        Trained {
-            dir: tmp.path().to_path_buf(),
-            _tmp: tmp,
-            data: s.data.clone(),
-            run,
-        }
+        Trained::train(tmp, s.data.clone(), body)
     })
 }
 
