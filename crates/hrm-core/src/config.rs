@@ -106,13 +106,14 @@ pub struct HrmConfig {
     pub forward_dtype: ForwardDtype,
 }
 
-fn default_rms_norm_eps() -> f64 {
+// Serde defaults shared by the HRM, TRM and Transformer configs (the reference's values).
+pub(crate) fn default_rms_norm_eps() -> f64 {
     1e-5
 }
-fn default_rope_theta() -> f64 {
+pub(crate) fn default_rope_theta() -> f64 {
     10000.0
 }
-fn default_forward_dtype() -> ForwardDtype {
+pub(crate) fn default_forward_dtype() -> ForwardDtype {
     ForwardDtype::Bfloat16
 }
 

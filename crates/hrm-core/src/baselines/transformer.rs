@@ -92,24 +92,14 @@ pub struct TransformerConfig {
     /// Position encoding (`rope`, `learned` or `none`).
     pub pos_encodings: PosEncoding,
     /// RMSNorm epsilon (reference default 1e-5).
-    #[serde(default = "default_rms_norm_eps")]
+    #[serde(default = "crate::config::default_rms_norm_eps")]
     pub rms_norm_eps: f64,
     /// RoPE base (reference default 10000).
-    #[serde(default = "default_rope_theta")]
+    #[serde(default = "crate::config::default_rope_theta")]
     pub rope_theta: f64,
     /// Dtype of the forward pass (default bfloat16, as HRM; the trainer sets float32 on CPU).
-    #[serde(default = "default_forward_dtype")]
+    #[serde(default = "crate::config::default_forward_dtype")]
     pub forward_dtype: ForwardDtype,
-}
-
-fn default_rms_norm_eps() -> f64 {
-    1e-5
-}
-fn default_rope_theta() -> f64 {
-    10000.0
-}
-fn default_forward_dtype() -> ForwardDtype {
-    ForwardDtype::Bfloat16
 }
 
 impl TransformerConfig {

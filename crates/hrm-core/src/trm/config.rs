@@ -78,17 +78,17 @@ pub struct TrmConfig {
     /// Position encoding: `"rope"`, `"learned"` or `"none"` (TRM's Sudoku setting with `mlp_t`).
     pub pos_encodings: PosEncoding,
     /// RMSNorm epsilon (reference default 1e-5).
-    #[serde(default = "default_rms_norm_eps")]
+    #[serde(default = "crate::config::default_rms_norm_eps")]
     pub rms_norm_eps: f64,
     /// RoPE base (reference default 10000).
-    #[serde(default = "default_rope_theta")]
+    #[serde(default = "crate::config::default_rope_theta")]
     pub rope_theta: f64,
     /// Maximum ACT steps (`K`).
     pub halt_max_steps: usize,
     /// Probability of drawing a random minimum number of steps in training.
     pub halt_exploration_prob: f64,
     /// Dtype of the forward pass (reference default bfloat16). Parameters stay float32.
-    #[serde(default = "default_forward_dtype")]
+    #[serde(default = "crate::config::default_forward_dtype")]
     pub forward_dtype: ForwardDtype,
     /// Replace self-attention by an MLP across the `T` positions (the reference's `mlp_t`,
     /// TRM's Sudoku setting). Default false.
@@ -109,15 +109,6 @@ pub struct TrmConfig {
     pub no_act_continue: bool,
 }
 
-fn default_rms_norm_eps() -> f64 {
-    1e-5
-}
-fn default_rope_theta() -> f64 {
-    10000.0
-}
-fn default_forward_dtype() -> ForwardDtype {
-    ForwardDtype::Bfloat16
-}
 fn default_puzzle_emb_len() -> usize {
     16
 }
