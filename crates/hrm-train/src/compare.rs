@@ -603,13 +603,9 @@ pub fn run_comparison(opts: &CompareOptions) -> Result<Comparison> {
         );
         let t0 = Instant::now();
         let summary = train(TrainOptions {
-            config: r.config.clone(),
-            run_dir: run_dir.clone(),
-            device: opts.device,
-            resume: false,
             progress: opts.progress,
             stop: opts.stop.clone(),
-            stop_at_step: None,
+            ..TrainOptions::new(r.config.clone(), run_dir.clone(), opts.device)
         })?;
         let wall = t0.elapsed().as_secs_f64();
         if summary.interrupted {

@@ -32,15 +32,7 @@
 //!     data.display()
 //! );
 //! let config = TrainConfig::from_toml_str(&toml, &["lr=1e-3".to_string()])?;
-//! let summary = train(TrainOptions {
-//!     config,
-//!     run_dir: tmp.path().join("run"),
-//!     device: tch::Device::Cpu,
-//!     resume: false,
-//!     progress: false,
-//!     stop: None,
-//!     stop_at_step: None,
-//! })?;
+//! let summary = train(TrainOptions::new(config, tmp.path().join("run"), tch::Device::Cpu))?;
 //! assert_eq!(summary.steps, summary.total_steps);
 //! assert!(summary.last_eval.is_some());
 //! assert!(tmp.path().join("run").join("metrics.jsonl").is_file());

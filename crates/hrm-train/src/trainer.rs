@@ -51,6 +51,22 @@ pub struct TrainOptions {
     pub stop_at_step: Option<u64>,
 }
 
+impl TrainOptions {
+    /// A fresh run of `config` in `run_dir` on `device`: no resume, no progress bar, no stop
+    /// request; set the fields for anything else.
+    pub fn new(config: TrainConfig, run_dir: impl Into<PathBuf>, device: Device) -> Self {
+        TrainOptions {
+            config,
+            run_dir: run_dir.into(),
+            device,
+            resume: false,
+            progress: false,
+            stop: None,
+            stop_at_step: None,
+        }
+    }
+}
+
 /// What a finished (or stopped) run reports.
 #[derive(Debug, Clone)]
 pub struct TrainSummary {

@@ -48,16 +48,7 @@ impl Trained {
         );
         let config = TrainConfig::from_toml_str(&text, &[]).expect("valid test config");
         let run = tmp.path().join("run");
-        train(TrainOptions {
-            config,
-            run_dir: run.clone(),
-            device: Device::Cpu,
-            resume: false,
-            progress: false,
-            stop: None,
-            stop_at_step: None,
-        })
-        .expect("training runs");
+        train(TrainOptions::new(config, &run, Device::Cpu)).expect("training runs");
         Trained {
             dir: tmp.path().to_path_buf(),
             _tmp: tmp,

@@ -62,15 +62,7 @@ halt_exploration_prob = 0.1
 }
 
 fn options(cfg: TrainConfig, run_dir: &Path) -> TrainOptions {
-    TrainOptions {
-        config: cfg,
-        run_dir: run_dir.to_path_buf(),
-        device: tch::Device::Cpu,
-        resume: false,
-        progress: false,
-        stop: None,
-        stop_at_step: None,
-    }
+    TrainOptions::new(cfg, run_dir, tch::Device::Cpu)
 }
 
 /// Token accuracy of copying the givens of the test split and guessing each blank (1 in 4).

@@ -88,13 +88,11 @@ pub fn run(args: TrainArgs) -> anyhow::Result<()> {
         run_dir.display()
     );
     let summary = train(TrainOptions {
-        config,
-        run_dir: run_dir.clone(),
-        device,
         resume: args.resume,
         progress: !args.no_progress,
         stop: Some(stop),
         stop_at_step: args.stop_at_step,
+        ..TrainOptions::new(config, run_dir.clone(), device)
     })
     .with_context(|| format!("training in {}", run_dir.display()))?;
     print_summary(&summary, &run_dir);
