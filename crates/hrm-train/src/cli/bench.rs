@@ -56,10 +56,7 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
     let dtype = parse_dtype(&args.dtype)?;
     let device = parse_device(&args.device)?;
     anyhow::ensure!(args.steps > 0, "--steps must be at least 1");
-    if let Some(n) = args.threads {
-        anyhow::ensure!(n > 0, "--threads must be at least 1, got {n}");
-        tch::set_num_threads(n);
-    }
+    super::set_threads(args.threads)?;
     let mut setup = BenchSetup::new(preset, dtype, device, args.seed)
         .with_context(|| format!("building the {preset} model"))?;
     let b = setup.batch_size();

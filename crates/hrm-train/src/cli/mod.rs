@@ -40,6 +40,19 @@ pub enum Command {
     Eval(eval::EvalArgs),
 }
 
+/// Applies a `--threads N` option: libtorch's intra-op threads on the CPU, `None` keeping
+/// libtorch's choice.
+///
+/// # Errors
+/// When `N` is below 1.
+pub(crate) fn set_threads(threads: Option<i32>) -> anyhow::Result<()> {
+    if let Some(n) = threads {
+        anyhow::ensure!(n > 0, "--threads must be at least 1, got {n}");
+        tch::set_num_threads(n);
+    }
+    Ok(())
+}
+
 /// Runs a parsed command line.
 ///
 /// # Errors

@@ -52,10 +52,7 @@ pub struct TrainArgs {
 /// Bad configs, missing data, unusable checkpoints, I/O failures, each with context.
 pub fn run(args: TrainArgs) -> anyhow::Result<()> {
     let device = parse_device(&args.device)?;
-    if let Some(n) = args.threads {
-        anyhow::ensure!(n > 0, "--threads must be at least 1, got {n}");
-        tch::set_num_threads(n);
-    }
+    super::set_threads(args.threads)?;
     let (config, name) = match &args.config {
         Some(path) => {
             let cfg = TrainConfig::from_path(path, &args.overrides)
