@@ -1,4 +1,4 @@
-//! One full training step ([`hrm_train::step::act_train_step`]: the ACT call with its
+//! One full training step ([`hrm_train::train_step::act_train_step`]: the ACT call with its
 //! Q-target pass, the loss, the backward pass, sign-SGD and AdamATan2), and the same step
 //! without the optimisers (the work compared with the reference, whose AdamATan2 is
 //! CUDA-only). Each iteration continues from the previous step's carry, as training does.

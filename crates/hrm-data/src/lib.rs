@@ -48,6 +48,7 @@
 //! ```
 
 pub mod arc;
+pub mod atomic;
 mod csv;
 pub mod dihedral;
 mod disjoint;

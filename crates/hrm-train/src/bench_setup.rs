@@ -20,7 +20,7 @@ use hrm_core::{ForwardDtype, Hrm, HrmConfig, Mode, RecurrentCore};
 
 use crate::error::{Result, TrainError};
 use crate::optim::{AdamAtan2, AdamAtan2Config, SignSgdConfig};
-use crate::step::{act_train_step, Optimizers, PuzzleOptimizer, StepRates};
+use crate::train_step::{act_train_step, Optimizers, PuzzleOptimizer, StepRates};
 
 /// The three benchmarked model sizes (all: sequence 81, vocabulary 11, RoPE, a puzzle
 /// embedding as wide as the hidden state, 2x2 cycles, 16 ACT steps).

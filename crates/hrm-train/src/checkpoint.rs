@@ -16,12 +16,17 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
-use tch::Tensor;
+use tch::{Device, Kind, Tensor};
+
+use hrm_act::{ActBatch, ActCarry};
+use hrm_core::InnerCarry;
 
 use hrm_core::weights::{read_safetensors, write_safetensors};
 use hrm_data::SamplerState;
 
+use crate::arch::ArchModel;
 use crate::error::{Result, TrainError};
+use crate::optim::{AdamAtan2, Ema};
 
 /// Version of the checkpoint layout.
 pub const CHECKPOINT_FORMAT: u32 = 1;
@@ -268,17 +273,167 @@ mod tests {
     }
 }
 
+// The tensors of `optimizer.safetensors`, by name. Only this file knows these names: the
+// trainer hands over its optimiser, EMA and carry and gets them back.
+const ADAM_EXP_AVG: &str = "adam.exp_avg.";
+const ADAM_EXP_AVG_SQ: &str = "adam.exp_avg_sq.";
+const EMA: &str = "ema.";
+const CARRY: [&str; 7] = [
+    "carry.z_h",
+    "carry.z_l",
+    "carry.steps",
+    "carry.halted",
+    "carry.inputs",
+    "carry.labels",
+    "carry.puzzle_identifiers",
+];
+
+/// The training state a checkpoint holds beside the weights: AdamATan2 moments, the EMA shadow
+/// and the ACT carry of the running batch, as named tensors plus the per-parameter Adam step
+/// counts (for `state.json`).
+pub fn optimizer_tensors(
+    adam: &AdamAtan2,
+    ema: Option<&Ema>,
+    carry: Option<&ActCarry>,
+) -> (Vec<(String, Tensor)>, BTreeMap<String, u64>) {
+    let mut tensors = Vec::new();
+    let mut steps = BTreeMap::new();
+    for (name, st) in adam.named_state() {
+        tensors.push((format!("{ADAM_EXP_AVG}{name}"), st.exp_avg.shallow_clone()));
+        tensors.push((
+            format!("{ADAM_EXP_AVG_SQ}{name}"),
+            st.exp_avg_sq.shallow_clone(),
+        ));
+        steps.insert(name.to_string(), st.step);
+    }
+    if let Some(ema) = ema {
+        for (name, s) in ema.shadow() {
+            tensors.push((format!("{EMA}{name}"), s.shallow_clone()));
+        }
+    }
+    if let Some(c) = carry {
+        let parts = [
+            &c.inner.z_h,
+            &c.inner.z_l,
+            &c.steps,
+            &c.halted,
+            &c.current_data.inputs,
+            &c.current_data.labels,
+            &c.current_data.puzzle_identifiers,
+        ];
+        for (name, t) in CARRY.iter().zip(parts) {
+            tensors.push(((*name).to_string(), t.shallow_clone()));
+        }
+    }
+    (tensors, steps)
+}
+
+impl Checkpoint {
+    /// The optimiser-side tensor `name`, on `device`.
+    fn optimizer_tensor(&self, name: &str, device: Device) -> Result<Tensor> {
+        self.optimizer
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, t)| t.to_device(device))
+            .ok_or_else(|| TrainError::Checkpoint(format!("optimizer.safetensors lacks `{name}`")))
+    }
+
+    /// Puts the stored AdamATan2 moments and step counts of every parameter of `adam` back.
+    ///
+    /// # Errors
+    /// [`TrainError::Checkpoint`] naming a missing moment; shape errors from the optimiser.
+    pub fn restore_adam(&self, adam: &mut AdamAtan2, device: Device) -> Result<()> {
+        let names: Vec<String> = adam.named_state().map(|(n, _)| n.to_string()).collect();
+        for name in names {
+            let m = self.optimizer_tensor(&format!("{ADAM_EXP_AVG}{name}"), device)?;
+            let v = self.optimizer_tensor(&format!("{ADAM_EXP_AVG_SQ}{name}"), device)?;
+            let steps = self.state.adam_steps.get(&name).copied().unwrap_or(0);
+            adam.set_state(&name, &m, &v, steps)?;
+        }
+        Ok(())
+    }
+
+    /// The stored EMA shadow of the parameters `names`, or `None` when the run kept no EMA.
+    ///
+    /// # Errors
+    /// [`TrainError::Checkpoint`] when some but not all shadows are stored.
+    pub fn ema_shadow<'a>(
+        &self,
+        names: impl IntoIterator<Item = &'a str>,
+        device: Device,
+    ) -> Result<Option<Vec<(String, Tensor)>>> {
+        if !self.optimizer.iter().any(|(n, _)| n.starts_with(EMA)) {
+            return Ok(None);
+        }
+        names
+            .into_iter()
+            .map(|name| {
+                Ok((
+                    name.to_string(),
+                    self.optimizer_tensor(&format!("{EMA}{name}"), device)?,
+                ))
+            })
+            .collect::<Result<Vec<_>>>()
+            .map(Some)
+    }
+
+    /// The stored ACT carry of the running batch, if the run had one.
+    ///
+    /// # Errors
+    /// [`TrainError::Checkpoint`] when the carry is stored incompletely.
+    pub fn carry(&self, device: Device) -> Result<Option<ActCarry>> {
+        if !self.optimizer.iter().any(|(n, _)| n == CARRY[0]) {
+            return Ok(None);
+        }
+        let get = |i: usize| self.optimizer_tensor(CARRY[i], device);
+        Ok(Some(ActCarry {
+            inner: InnerCarry {
+                z_h: get(0)?,
+                z_l: get(1)?,
+            },
+            steps: get(2)?.to_kind(Kind::Int),
+            halted: get(3)?.to_kind(Kind::Bool),
+            current_data: ActBatch {
+                inputs: get(4)?,
+                labels: get(5)?,
+                puzzle_identifiers: get(6)?,
+            },
+        }))
+    }
+}
+
+/// Overwrites the trainable parameters of `model` with `shadow` (an EMA's averaged weights);
+/// buffers and the sparse puzzle table stay as they are, as in the reference's EMA evaluation.
+///
+/// # Errors
+/// [`TrainError::Checkpoint`] when a parameter has no shadow; shape errors from the copy.
+pub fn apply_shadow(model: &ArchModel, shadow: &[(String, Tensor)]) -> Result<()> {
+    let by_name: BTreeMap<&str, &Tensor> = shadow.iter().map(|(n, t)| (n.as_str(), t)).collect();
+    tch::no_grad(|| -> Result<()> {
+        for (name, p) in model.params().trainable() {
+            let s = by_name
+                .get(name.as_str())
+                .ok_or_else(|| TrainError::Checkpoint(format!("no EMA shadow of `{name}`")))?;
+            p.shallow_clone().f_copy_(s)?;
+        }
+        Ok(())
+    })
+}
+
 /// A trained model read back from a run directory or a checkpoint directory.
 #[derive(Debug)]
 pub struct LoadedModel {
     /// The run's config (with the resolved model table in `config.model`).
     pub config: crate::config::TrainConfig,
     /// The model, weights loaded.
-    pub model: crate::arch::ArchModel,
+    pub model: ArchModel,
     /// The training step of the checkpoint.
     pub step: u64,
     /// The checkpoint directory that was read.
     pub checkpoint: PathBuf,
+    /// Whether the weights are the run's EMA average (`ema = true` runs) rather than the live
+    /// weights of `model.safetensors`.
+    pub ema: bool,
 }
 
 /// Loads the model of `path`: a run directory (its latest checkpoint) or a checkpoint
@@ -308,13 +463,25 @@ pub fn load_model(path: &Path, device: tch::Device) -> Result<LoadedModel> {
         })?;
     config.model = ckpt.state.model.clone();
     let model = crate::arch::build_model(config.arch, &config.model, device)?;
+    let names: Vec<String> = model
+        .params()
+        .trainable()
+        .into_iter()
+        .map(|(n, _)| n)
+        .collect();
+    let shadow = ckpt.ema_shadow(names.iter().map(String::as_str), device)?;
     model
         .params()
         .load_named(&dir.join("model.safetensors"), ckpt.model)?;
+    let ema = shadow.is_some();
+    if let Some(shadow) = shadow {
+        apply_shadow(&model, &shadow)?;
+    }
     Ok(LoadedModel {
         config,
         model,
         step: ckpt.state.step,
         checkpoint: dir,
+        ema,
     })
 }

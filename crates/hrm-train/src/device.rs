@@ -44,11 +44,12 @@ pub fn default_forward_dtype(device: Device) -> &'static str {
     }
 }
 
-/// A short name for messages and bench ids (`cpu`, `cuda0`).
+/// The name `parse_device` reads back (`cpu`, `cuda:0`): the one device-name format of messages,
+/// reports and bench ids.
 pub fn device_name(device: Device) -> String {
     match device {
         Device::Cpu => "cpu".into(),
-        Device::Cuda(i) => format!("cuda{i}"),
+        Device::Cuda(i) => format!("cuda:{i}"),
         other => format!("{other:?}").to_lowercase(),
     }
 }

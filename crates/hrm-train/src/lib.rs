@@ -1,12 +1,13 @@
-//! Training, evaluation and tools for HRM-family models.
+//! The training library for HRM-family models.
 //!
 //! `hrm-train` turns the models of `hrm-core`, the ACT loop of `hrm-act` and the datasets of
 //! `hrm-data` into runs: the AdamATan2 and sign-SGD optimisers ([`optim`]), the warm-up +
-//! cosine schedule ([`schedule`]), the training loop with exact resume ([`trainer`]), evaluation
-//! and ARC voting ([`eval`], [`arc_eval`]), checkpoints ([`checkpoint`]), the golden check
-//! ([`golden`]), the architecture comparison ([`compare`]), solving and reports ([`solve`],
-//! [`report`]), and the `hrm` command line ([`cli`]). Configs are [`config::TrainConfig`] (TOML,
-//! every key overridable as `key=value`; `docs/configs.md` lists them).
+//! cosine schedule ([`schedule`]), one training step ([`train_step`]), the loop with exact
+//! resume ([`trainer`]) reporting through a [`observer::TrainObserver`], evaluation with ARC
+//! voting ([`eval`]), inference rollouts ([`rollout`]), checkpoints ([`checkpoint`]), the run
+//! directory ([`run_dir`]) and the golden check ([`golden`]). Configs are
+//! [`config::TrainConfig`] (TOML, every key overridable as `key=value`; `docs/configs.md` lists
+//! them). It prints nothing: the `hrm` command (crate `hrm-cli`) draws progress and plots.
 //!
 //! # Example
 //! Build a small 4x4 Sudoku dataset, train a small HRM on it for a few steps, read the summary:
@@ -39,27 +40,21 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
-pub mod arc_eval;
 pub mod arch;
 pub mod bench_setup;
 pub mod checkpoint;
-pub mod cli;
-pub mod compare;
 pub mod config;
-pub mod default_data;
 pub mod device;
 pub mod error;
 pub mod eval;
 pub mod golden;
+pub mod observer;
 pub mod optim;
-pub mod outputs;
-pub mod plot;
-pub mod report;
+pub mod rollout;
 pub mod run_dir;
 pub mod schedule;
 pub mod seeded;
-pub mod solve;
-pub mod step;
+pub mod train_step;
 pub mod trainer;
 
 pub use error::{Result, TrainError};

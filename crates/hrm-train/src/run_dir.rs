@@ -133,16 +133,8 @@ pub fn read_metrics(path: &Path) -> Result<Vec<MetricsLine>> {
 /// # Errors
 /// [`TrainError::Io`].
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    let tmp = hrm_core::weights::temporary_sibling(path);
-    std::fs::write(&tmp, bytes).map_err(|source| TrainError::Io {
-        path: tmp.clone(),
+    hrm_data::atomic::write_atomic(path, bytes).map_err(|source| TrainError::Io {
+        path: path.to_path_buf(),
         source,
-    })?;
-    std::fs::rename(&tmp, path).map_err(|source| {
-        let _ = std::fs::remove_file(&tmp);
-        TrainError::Io {
-            path: path.to_path_buf(),
-            source,
-        }
     })
 }

@@ -12,24 +12,26 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
-use tch::{Device, Kind, Tensor};
+use tch::{Device, Tensor};
 
 use hrm_act::{ActBatch, ActCarry, LossHead, MetricValues};
-use hrm_core::InnerCarry;
 use hrm_data::{total_train_steps, Dataset, Prefetch, SamplerState, TrainSampler};
 
-use crate::arc_eval::{evaluate_arc, is_arc_dataset};
 use crate::arch::{build_model, ArchModel};
 use crate::checkpoint::{self, Checkpoint, CheckpointState, CHECKPOINT_FORMAT};
 use crate::config::TrainConfig;
 use crate::device::default_forward_dtype;
 use crate::error::{Result, TrainError};
-use crate::eval::{evaluate, EvalReport};
+use crate::eval::arc::is_arc_dataset;
+use crate::eval::{add_arc_voting, evaluate, EvalReport};
+use crate::observer::{NoObserver, RunStart, StepEvent, TrainObserver};
 use crate::optim::{AdamAtan2, AdamAtan2Config, Ema, SignSgdConfig};
-use crate::run_dir::{write_atomic, MetricsLine, RunDir};
+use crate::run_dir::{MetricsLine, RunDir};
 use crate::schedule::CosineSchedule;
 use crate::seeded;
-use crate::step::{act_train_step, direct_train_step, Optimizers, PuzzleOptimizer, StepRates};
+use crate::train_step::{
+    act_train_step, direct_train_step, Optimizers, PuzzleOptimizer, StepRates,
+};
 
 /// How to run a training job.
 #[derive(Debug, Clone)]
@@ -42,8 +44,6 @@ pub struct TrainOptions {
     pub device: Device,
     /// Continue from the run directory's latest checkpoint.
     pub resume: bool,
-    /// Draw a progress bar on the terminal.
-    pub progress: bool,
     /// Set from outside (Ctrl-C) to stop after the current step with a checkpoint.
     pub stop: Option<Arc<AtomicBool>>,
     /// Stop (with a checkpoint, as on Ctrl-C) once this many steps are done; the schedule
@@ -60,7 +60,6 @@ impl TrainOptions {
             run_dir: run_dir.into(),
             device,
             resume: false,
-            progress: false,
             stop: None,
             stop_at_step: None,
         }
@@ -196,12 +195,7 @@ impl Session<'_> {
                 // puzzle table stay live, as in the reference.
                 let copy = build_model(cfg.arch, &self.model_table, self.device)?;
                 copy.params().copy_from(self.model.params())?;
-                tch::no_grad(|| -> Result<()> {
-                    for ((_, p), (_, s)) in copy.params().trainable().iter().zip(ema.shadow()) {
-                        p.shallow_clone().f_copy_(s)?;
-                    }
-                    Ok(())
-                })?;
+                checkpoint::apply_shadow(&copy, ema.shadow())?;
                 evaluate(
                     &copy,
                     ds,
@@ -225,29 +219,9 @@ impl Session<'_> {
             .path()
             .join("eval")
             .join(format!("step_{:08}", self.step));
-        if let (true, Some(outputs)) = (arc, &report.outputs) {
-            let arc_report = evaluate_arc(&cfg.data_path, ds, outputs)?;
-            report
-                .overall
-                .0
-                .insert("arc_pass_at_1".into(), arc_report.pass_at_1);
-            report
-                .overall
-                .0
-                .insert("arc_pass_at_2".into(), arc_report.pass_at_2);
-            std::fs::create_dir_all(&out_dir).map_err(|source| TrainError::Io {
-                path: out_dir.clone(),
-                source,
-            })?;
-            write_atomic(
-                &out_dir.join("submission.json"),
-                pretty_json(&arc_report.submission()).as_bytes(),
-            )?;
-            write_atomic(
-                &out_dir.join("arc_results.json"),
-                pretty_json(&arc_report).as_bytes(),
-            )?;
-            report.arc = Some(arc_report);
+        add_arc_voting(&mut report, &cfg.data_path, ds)?;
+        if let Some(voted) = &report.arc {
+            voted.write_files(&out_dir)?;
         }
         self.run.log(&MetricsLine::Eval {
             step: self.step,
@@ -256,7 +230,7 @@ impl Session<'_> {
         })?;
         if cfg.eval_save_outputs {
             if let Some(outputs) = &report.outputs {
-                crate::outputs::save(&out_dir, outputs)?;
+                crate::eval::outputs::save(&out_dir, outputs)?;
             }
         }
         Ok(Some(report))
@@ -267,33 +241,8 @@ impl Session<'_> {
         let Some(sampler) = self.sampler_state.clone() else {
             return Ok(None);
         };
-        let mut optimizer = Vec::new();
-        let mut adam_steps = std::collections::BTreeMap::new();
-        for (name, st) in self.opt.adam.named_state() {
-            optimizer.push((format!("adam.exp_avg.{name}"), st.exp_avg.shallow_clone()));
-            optimizer.push((
-                format!("adam.exp_avg_sq.{name}"),
-                st.exp_avg_sq.shallow_clone(),
-            ));
-            adam_steps.insert(name.to_string(), st.step);
-        }
-        if let Some(ema) = &self.ema {
-            for (name, s) in ema.shadow() {
-                optimizer.push((format!("ema.{name}"), s.shallow_clone()));
-            }
-        }
-        if let Some(c) = &self.carry {
-            optimizer.push(("carry.z_h".into(), c.inner.z_h.shallow_clone()));
-            optimizer.push(("carry.z_l".into(), c.inner.z_l.shallow_clone()));
-            optimizer.push(("carry.steps".into(), c.steps.shallow_clone()));
-            optimizer.push(("carry.halted".into(), c.halted.shallow_clone()));
-            optimizer.push(("carry.inputs".into(), c.current_data.inputs.shallow_clone()));
-            optimizer.push(("carry.labels".into(), c.current_data.labels.shallow_clone()));
-            optimizer.push((
-                "carry.puzzle_identifiers".into(),
-                c.current_data.puzzle_identifiers.shallow_clone(),
-            ));
-        }
+        let (optimizer, adam_steps) =
+            checkpoint::optimizer_tensors(&self.opt.adam, self.ema.as_ref(), self.carry.as_ref());
         let ckpt = Checkpoint {
             state: CheckpointState {
                 format_version: CHECKPOINT_FORMAT,
@@ -325,43 +274,18 @@ impl Session<'_> {
             std::path::Path::new("checkpoint model.safetensors"),
             ckpt.model.to_vec_shallow(),
         )?;
-        let find = |name: &str| {
-            ckpt.optimizer
-                .iter()
-                .find(|(n, _)| n == name)
-                .map(|(_, t)| t.to_device(device))
-                .ok_or_else(|| {
-                    TrainError::Checkpoint(format!("optimizer.safetensors lacks `{name}`"))
-                })
-        };
-        for (name, _) in params.trainable() {
-            let m = find(&format!("adam.exp_avg.{name}"))?;
-            let v = find(&format!("adam.exp_avg_sq.{name}"))?;
-            let steps = ckpt.state.adam_steps.get(&name).copied().unwrap_or(0);
-            self.opt.adam.set_state(&name, &m, &v, steps)?;
-        }
+        ckpt.restore_adam(&mut self.opt.adam, device)?;
         if let Some(ema) = self.ema.as_mut() {
-            let shadow: Vec<(String, Tensor)> = params
-                .trainable()
-                .into_iter()
-                .map(|(name, _)| Ok((name.clone(), find(&format!("ema.{name}"))?)))
-                .collect::<Result<_>>()?;
+            let names: Vec<String> = params.trainable().into_iter().map(|(n, _)| n).collect();
+            let shadow = ckpt
+                .ema_shadow(names.iter().map(String::as_str), device)?
+                .ok_or_else(|| {
+                    TrainError::Checkpoint("optimizer.safetensors holds no EMA shadow".into())
+                })?;
             ema.set_shadow(&shadow)?;
         }
-        if let (ArchModel::Recurrent(_), Ok(z_h)) = (&self.model, find("carry.z_h")) {
-            self.carry = Some(ActCarry {
-                inner: InnerCarry {
-                    z_h,
-                    z_l: find("carry.z_l")?,
-                },
-                steps: find("carry.steps")?.to_kind(Kind::Int),
-                halted: find("carry.halted")?.to_kind(Kind::Bool),
-                current_data: ActBatch {
-                    inputs: find("carry.inputs")?,
-                    labels: find("carry.labels")?,
-                    puzzle_identifiers: find("carry.puzzle_identifiers")?,
-                },
-            });
+        if let ArchModel::Recurrent(_) = &self.model {
+            self.carry = ckpt.carry(device)?;
         }
         self.step = ckpt.state.step;
         self.train_seconds = ckpt.state.train_seconds;
@@ -369,12 +293,21 @@ impl Session<'_> {
     }
 }
 
-/// Trains as `opts` says and returns a summary.
+/// Trains as `opts` says and returns a summary, reporting to nobody.
+///
+/// # Errors
+/// As [`train_with`].
+pub fn train(opts: TrainOptions) -> Result<TrainSummary> {
+    train_with(opts, &mut NoObserver)
+}
+
+/// Trains as `opts` says, telling `observer` about the start, every step, every evaluation and
+/// the end, and returns a summary.
 ///
 /// # Errors
 /// A missing or unfit dataset, an invalid model config, a checkpoint that cannot be resumed
 /// (naming the differing keys), or I/O failures in the run directory.
-pub fn train(opts: TrainOptions) -> Result<TrainSummary> {
+pub fn train_with(opts: TrainOptions, observer: &mut dyn TrainObserver) -> Result<TrainSummary> {
     let cfg = &opts.config;
     let device = opts.device;
     let train_ds =
@@ -455,10 +388,11 @@ pub fn train(opts: TrainOptions) -> Result<TrainSummary> {
 
     // The state to continue from.
     let ckpt_root = s.run.checkpoints();
+    let mut resumed_from = None;
     let mut sampler = match (opts.resume, checkpoint::latest(&ckpt_root)?) {
         (true, Some(dir)) => {
             let state = s.restore(&dir)?;
-            eprintln!("[train] resumed from {} at step {}", dir.display(), s.step);
+            resumed_from = Some(dir);
             TrainSampler::restore(&train_ds, &state)?
         }
         (true, None) => {
@@ -486,7 +420,13 @@ pub fn train(opts: TrainOptions) -> Result<TrainSummary> {
     });
     let mut prefetch = Prefetch::new(batches, 4);
 
-    let bar = progress_bar(opts.progress, total_steps, s.step);
+    observer.on_start(&RunStart {
+        run_dir: s.run.path(),
+        total_steps,
+        step: s.step,
+        resumed_from: resumed_from.as_deref(),
+        num_parameters: s.model.params().num_trainable(),
+    });
     let prior_seconds = s.train_seconds;
     let mut steps_here = 0u64;
     let mut interval = Interval::default();
@@ -523,6 +463,7 @@ pub fn train(opts: TrainOptions) -> Result<TrainSummary> {
         interval.steps += 1;
         s.train_seconds += t0.elapsed().as_secs_f64();
 
+        let mut logged = None;
         if s.step % cfg.log_interval == 0 || s.step == total_steps {
             let elapsed = interval
                 .started
@@ -536,25 +477,21 @@ pub fn train(opts: TrainOptions) -> Result<TrainSummary> {
                 samples_per_sec: (interval.steps as f64 * cfg.global_batch_size as f64) / elapsed,
                 metrics: reduced.clone(),
             })?;
-            if let Some(bar) = &bar {
-                bar.set_message(format!(
-                    "loss {:.3} acc {:.3} exact {:.3}",
-                    reduced.get("lm_loss"),
-                    reduced.get("accuracy"),
-                    reduced.get("exact_accuracy")
-                ));
-            }
-            last_train = Some(reduced);
+            logged = Some(reduced);
             interval = Interval::default();
         }
-        if let Some(bar) = &bar {
-            bar.set_position(s.step);
-        }
+        observer.on_step(&StepEvent {
+            step: s.step,
+            total_steps,
+            lr: rates.lr,
+            logged: logged.as_ref(),
+        });
+        last_train = logged.or(last_train);
 
         if eval_every.is_some_and(|e| s.step % e == 0) {
             let report = s.evaluate()?;
-            if let (Some(bar), Some(r)) = (&bar, &report) {
-                bar.println(format!("[eval step {}] {}", s.step, format_eval(r)));
+            if let Some(r) = &report {
+                observer.on_eval(s.step, r);
             }
             last_eval = report.or(last_eval);
             last_eval_step = Some(s.step);
@@ -565,18 +502,18 @@ pub fn train(opts: TrainOptions) -> Result<TrainSummary> {
         }
     }
     drop(prefetch);
-    if let Some(bar) = &bar {
-        bar.finish_and_clear();
-    }
     if !interrupted && last_eval_step != Some(s.step) {
-        last_eval = s.evaluate()?.or(last_eval);
+        let report = s.evaluate()?;
+        if let Some(r) = &report {
+            observer.on_eval(s.step, r);
+        }
+        last_eval = report.or(last_eval);
     }
     if steps_here > 0 && last_checkpoint_step != Some(s.step) {
         last_checkpoint = s.save_checkpoint()?.or(last_checkpoint);
     }
-    crate::plot::training_curves(s.run.path())?;
     let here_seconds = s.train_seconds - prior_seconds;
-    Ok(TrainSummary {
+    let summary = TrainSummary {
         steps: s.step,
         total_steps,
         interrupted,
@@ -590,7 +527,9 @@ pub fn train(opts: TrainOptions) -> Result<TrainSummary> {
         last_eval,
         checkpoint: last_checkpoint,
         num_parameters: s.model.params().num_trainable(),
-    })
+    };
+    observer.on_end(s.run.path(), &summary);
+    Ok(summary)
 }
 
 fn dataset_error(path: &std::path::Path, e: hrm_data::DataError) -> TrainError {
@@ -605,25 +544,6 @@ fn reduce_interval(interval: &Interval, global_batch_size: usize) -> MetricValue
     interval
         .sums
         .reduce_train(global_batch_size * interval.steps.max(1) as usize)
-}
-
-/// A one-line summary of an evaluation.
-pub fn format_eval(r: &EvalReport) -> String {
-    let o = &r.overall;
-    format!(
-        "exact {:.4} acc {:.4} q_halt_acc {:.3} steps {:.2} lm_loss {:.4} ({} examples)",
-        o.get("exact_accuracy"),
-        o.get("accuracy"),
-        o.get("q_halt_accuracy"),
-        o.get("steps"),
-        o.get("lm_loss"),
-        o.get("count")
-    )
-}
-
-/// Pretty JSON of values that always serialise (plain data, no maps with non-string keys).
-fn pretty_json<T: serde::Serialize>(value: &T) -> String {
-    serde_json::to_string_pretty(value).unwrap_or_default()
 }
 
 /// Shallow handles of named tensors.
@@ -674,19 +594,4 @@ fn check_resumable(
         )));
     }
     Ok(())
-}
-
-fn progress_bar(enabled: bool, total: u64, position: u64) -> Option<indicatif::ProgressBar> {
-    if !enabled {
-        return None;
-    }
-    let bar = indicatif::ProgressBar::new(total);
-    let style = indicatif::ProgressStyle::with_template(
-        "{spinner} step {pos}/{len} [{bar:30}] {per_sec} ETA {eta} | {msg}",
-    )
-    .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
-    .progress_chars("=> ");
-    bar.set_style(style);
-    bar.set_position(position);
-    Some(bar)
 }

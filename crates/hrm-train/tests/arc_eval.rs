@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use hrm_data::arc::{build_arc, ArcOptions};
 use hrm_data::Dataset;
-use hrm_train::arc_eval::evaluate_arc;
+use hrm_train::eval::arc::evaluate_arc;
 use hrm_train::eval::SetOutputs;
 
 const TASK_A: &str = r#"{"train": [{"input": [[1, 0], [0, 0]], "output": [[0, 1], [0, 0]]},

@@ -11,7 +11,9 @@ use hrm_core::{DirectModel, Mode};
 use hrm_train::arch::{build_model, ArchModel};
 use hrm_train::config::{Arch, TrainConfig};
 use hrm_train::optim::{AdamAtan2, AdamAtan2Config, SignSgdConfig};
-use hrm_train::step::{direct_loss, direct_train_step, Optimizers, PuzzleOptimizer, StepRates};
+use hrm_train::train_step::{
+    direct_loss, direct_train_step, Optimizers, PuzzleOptimizer, StepRates,
+};
 
 /// Tokens per example and vocabulary of the synthetic tasks (token 0 is never used, as a pad).
 const SEQ: i64 = 8;

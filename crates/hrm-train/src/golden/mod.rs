@@ -7,14 +7,14 @@
 //! target where the model should have none).
 
 pub mod case;
-pub mod compare;
+pub mod tolerance;
 
 use std::collections::BTreeMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
 
 pub use case::Case;
-pub use compare::{compare, Group, TensorDiff};
+pub use tolerance::{compare, Group, TensorDiff};
 
 use crate::error::{Result, TrainError};
 

@@ -1,0 +1,205 @@
+//! `hrm train [CONFIG] [--set key=value]... [--run-dir DIR] [--device D] [--threads N] [--resume]`.
+//!
+//! Without a config, trains the embedded default: a small dataset the project generates itself
+//! (built on first use under `data/`), a config sized for a 2-core CPU, then prints the
+//! held-out exact accuracy.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use anyhow::Context;
+
+use crate::default_data;
+use hrm_train::config::TrainConfig;
+use hrm_train::device::{device_name, parse_device};
+use hrm_train::trainer::{train_with, TrainOptions, TrainSummary};
+
+use crate::progress::{format_eval, TerminalObserver};
+
+/// The embedded default run (`configs/default.toml`).
+pub const DEFAULT_CONFIG: &str = include_str!("../../../../configs/default.toml");
+
+/// Arguments of `hrm train`.
+#[derive(Debug, clap::Args)]
+pub struct TrainArgs {
+    /// A TOML config (see `configs/`); omit it to train the embedded default.
+    pub config: Option<PathBuf>,
+    /// Override a config key, e.g. `--set lr=1e-4` or `--set model.hidden_size=128`.
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    pub overrides: Vec<String>,
+    /// The run directory (default: `runs/<config name>-<UTC time>`).
+    #[arg(long)]
+    pub run_dir: Option<PathBuf>,
+    /// `auto`, `cpu`, `cuda` or `cuda:N`.
+    #[arg(long, default_value = "auto")]
+    pub device: String,
+    /// Continue the run in `--run-dir` from its latest checkpoint.
+    #[arg(long, requires = "run_dir")]
+    pub resume: bool,
+    /// No progress bar (log lines still go to `metrics.jsonl`).
+    #[arg(long)]
+    pub no_progress: bool,
+    /// Stop with a checkpoint once this many steps are done (continue later with --resume).
+    #[arg(long, value_name = "STEP")]
+    pub stop_at_step: Option<u64>,
+    /// libtorch intra-op threads on the CPU (default: libtorch's choice, one per core).
+    #[arg(long, value_name = "N")]
+    pub threads: Option<i32>,
+}
+
+/// Runs `hrm train`.
+///
+/// # Errors
+/// Bad configs, missing data, unusable checkpoints, I/O failures, each with context.
+pub fn run(args: TrainArgs) -> anyhow::Result<()> {
+    let device = parse_device(&args.device)?;
+    super::set_threads(args.threads)?;
+    let (config, name) = match &args.config {
+        Some(path) => {
+            let cfg = TrainConfig::from_path(path, &args.overrides)
+                .with_context(|| format!("reading config {}", path.display()))?;
+            let name = path
+                .file_stem()
+                .map(|s| s.to_string_lossy().into_owned())
+                .unwrap_or_else(|| "run".into());
+            (cfg, name)
+        }
+        None => {
+            let cfg = TrainConfig::from_toml_str(DEFAULT_CONFIG, &args.overrides)
+                .context("the embedded default config")?;
+            ensure_default_dataset(&cfg.data_path)?;
+            (cfg, "default".to_string())
+        }
+    };
+    let run_dir = args
+        .run_dir
+        .clone()
+        .unwrap_or_else(|| PathBuf::from("runs").join(format!("{name}-{}", utc_stamp())));
+    let stop = Arc::new(AtomicBool::new(false));
+    install_ctrl_c(Arc::clone(&stop));
+    eprintln!(
+        "[train] {} on {} ({}), data {}, run dir {}",
+        config.arch.name(),
+        device_name(device),
+        tch::get_num_threads(),
+        config.data_path.display(),
+        run_dir.display()
+    );
+    let mut observer = TerminalObserver::new(!args.no_progress);
+    let options = TrainOptions {
+        resume: args.resume,
+        stop: Some(stop),
+        stop_at_step: args.stop_at_step,
+        ..TrainOptions::new(config, run_dir.clone(), device)
+    };
+    let summary = train_with(options, &mut observer)
+        .with_context(|| format!("training in {}", run_dir.display()))?;
+    print_summary(&summary, &run_dir);
+    Ok(())
+}
+
+fn print_summary(s: &TrainSummary, run_dir: &Path) {
+    println!();
+    if s.interrupted {
+        println!(
+            "stopped at step {} of {}; continue with --resume --run-dir {}",
+            s.steps,
+            s.total_steps,
+            run_dir.display()
+        );
+    } else {
+        println!("trained {} steps", s.steps);
+    }
+    println!(
+        "  {} parameters, {:.0} s in training steps, {:.1} train samples/s",
+        s.num_parameters, s.train_seconds, s.samples_per_sec
+    );
+    if let Some(t) = &s.last_train {
+        println!(
+            "  last train interval: lm_loss {:.4} accuracy {:.4} exact {:.4}",
+            t.get("lm_loss"),
+            t.get("accuracy"),
+            t.get("exact_accuracy")
+        );
+    }
+    if let Some(e) = &s.last_eval {
+        println!("  held-out evaluation: {}", format_eval(e));
+        let solved = (e.overall.get("exact_accuracy") * e.overall.get("count")).round();
+        println!(
+            "  solved {solved:.0} of {:.0} held-out puzzles exactly",
+            e.overall.get("count")
+        );
+    }
+    if let Some(c) = &s.checkpoint {
+        println!("  checkpoint: {}", c.display());
+    }
+    println!("  metrics: {}", run_dir.join("metrics.jsonl").display());
+}
+
+/// Builds the default dataset if it is not there yet.
+fn ensure_default_dataset(path: &Path) -> anyhow::Result<()> {
+    if default_data::is_built(path) {
+        return Ok(());
+    }
+    eprintln!(
+        "[train] building the default dataset in {} (once)",
+        path.display()
+    );
+    let summary = default_data::ensure_sudoku(path, default_data::TRAIN_DEFAULT_SIZE)
+        .with_context(|| format!("building {}", path.display()))?;
+    if let Some(summary) = summary {
+        eprintln!("{summary}");
+    }
+    Ok(())
+}
+
+fn install_ctrl_c(stop: Arc<AtomicBool>) {
+    let _ = ctrlc::set_handler(move || {
+        if stop.swap(true, Ordering::SeqCst) {
+            eprintln!("\nsecond interrupt: exiting without a checkpoint");
+            std::process::exit(130);
+        }
+        eprintln!(
+            "\ninterrupt: finishing the step and writing a checkpoint (again to exit at once)"
+        );
+    });
+}
+
+/// `YYYYmmdd-HHMMSS` in UTC, from the system clock.
+fn utc_stamp() -> String {
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let (days, rem) = (secs / 86_400, secs % 86_400);
+    let (h, m, s) = (rem / 3600, rem % 3600 / 60, rem % 60);
+    // Civil date from days since 1970-01-01 (H. Hinnant's algorithm).
+    let z = days as i64 + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let mo = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(mo <= 2);
+    format!("{y:04}{mo:02}{d:02}-{h:02}{m:02}{s:02}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_embedded_default_config_is_valid() {
+        let cfg = TrainConfig::from_toml_str(DEFAULT_CONFIG, &[]).expect("valid default");
+        assert!(cfg.max_steps.is_some() || cfg.epochs > 0);
+    }
+
+    #[test]
+    fn stamp_has_the_expected_shape() {
+        let s = utc_stamp();
+        assert_eq!(s.len(), 15, "{s}");
+        assert_eq!(&s[8..9], "-");
+    }
+}

@@ -1,0 +1,101 @@
+//! The terminal side of training: a progress bar and eval lines while a run trains, and the
+//! training-curve PNG at its end. Implements hrm-train's observer; the library itself prints
+//! nothing.
+
+use std::path::Path;
+
+use hrm_train::eval::EvalReport;
+use hrm_train::observer::{RunStart, StepEvent, TrainObserver};
+use hrm_train::trainer::TrainSummary;
+
+/// What `hrm train` and `hrm compare` show of a run.
+pub struct TerminalObserver {
+    /// Draw a progress bar (otherwise only the resume line and evaluations are printed).
+    show_bar: bool,
+    bar: Option<indicatif::ProgressBar>,
+}
+
+impl TerminalObserver {
+    /// An observer with or without a progress bar.
+    pub fn new(show_bar: bool) -> Self {
+        TerminalObserver {
+            show_bar,
+            bar: None,
+        }
+    }
+
+    fn println(&self, line: String) {
+        match &self.bar {
+            Some(bar) => bar.println(line),
+            None => eprintln!("{line}"),
+        }
+    }
+}
+
+impl TrainObserver for TerminalObserver {
+    fn on_start(&mut self, start: &RunStart<'_>) {
+        if let Some(dir) = start.resumed_from {
+            eprintln!(
+                "[train] resumed from {} at step {}",
+                dir.display(),
+                start.step
+            );
+        }
+        if self.show_bar {
+            let bar = indicatif::ProgressBar::new(start.total_steps);
+            let style = indicatif::ProgressStyle::with_template(
+                "{spinner} step {pos}/{len} [{bar:30}] {per_sec} ETA {eta} | {msg}",
+            )
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
+            .progress_chars("=> ");
+            bar.set_style(style);
+            bar.set_position(start.step);
+            self.bar = Some(bar);
+        }
+    }
+
+    fn on_step(&mut self, event: &StepEvent<'_>) {
+        let Some(bar) = &self.bar else {
+            return;
+        };
+        if let Some(m) = event.logged {
+            bar.set_message(format!(
+                "loss {:.3} acc {:.3} exact {:.3}",
+                m.get("lm_loss"),
+                m.get("accuracy"),
+                m.get("exact_accuracy")
+            ));
+        }
+        bar.set_position(event.step);
+    }
+
+    fn on_eval(&mut self, step: u64, report: &EvalReport) {
+        if self.bar.is_some() {
+            self.println(format!("[eval step {step}] {}", format_eval(report)));
+        }
+    }
+
+    fn on_end(&mut self, run_dir: &Path, _summary: &TrainSummary) {
+        if let Some(bar) = self.bar.take() {
+            bar.finish_and_clear();
+        }
+        // A plot is a view of metrics.jsonl: failing to draw it must not fail the run.
+        if let Err(e) = crate::plot::training_curves(run_dir) {
+            eprintln!("warning: no training-curve plot: {e}");
+        }
+    }
+}
+
+/// A one-line summary of an evaluation.
+pub fn format_eval(r: &EvalReport) -> String {
+    let o = &r.overall;
+    format!(
+        "exact {:.4} acc {:.4} q_halt_acc {:.3} steps {:.2} lm_loss {:.4} ({} examples)",
+        o.get("exact_accuracy"),
+        o.get("accuracy"),
+        o.get("q_halt_accuracy"),
+        o.get("steps"),
+        o.get("lm_loss"),
+        o.get("count")
+    )
+}

@@ -1,0 +1,183 @@
+//! Evaluation, `evaluate` in the reference's `pretrain.py`: every example of the test split in
+//! order (the last batch padded), each batch from a fresh carry, run until every row halts (in
+//! evaluation that is always `halt_max_steps` ACT steps); the metrics of that last step are
+//! summed over batches per set and divided by the summed `count`.
+//!
+//! Optionally keeps, per set and in example order, the predicted tokens, the Q-halt logit and
+//! the steps of every example, for ARC voting, reports and galleries.
+
+use std::collections::BTreeMap;
+
+use tch::{Device, Kind, Tensor};
+
+use hrm_act::{act_step, ActBatch, ActCarry, LossHead, MetricValues};
+use hrm_core::Mode;
+use std::path::Path;
+
+use hrm_data::{Dataset, EvalSampler};
+
+use crate::arch::ArchModel;
+use crate::error::Result;
+use crate::train_step::direct_loss;
+
+pub mod arc;
+pub mod outputs;
+
+pub use arc::ArcReport;
+pub use outputs::SetOutputs;
+
+/// The result of one evaluation.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct EvalReport {
+    /// Per set, the reference's normalised metrics (`count` kept as is).
+    pub sets: BTreeMap<String, MetricValues>,
+    /// Over all sets together.
+    pub overall: MetricValues,
+    /// Per set, the kept outputs (when asked for).
+    pub outputs: Option<BTreeMap<String, SetOutputs>>,
+    /// ARC voting results, for ARC datasets.
+    pub arc: Option<ArcReport>,
+}
+
+/// Evaluates `model` on every example of `dataset`.
+///
+/// # Errors
+/// When a batch does not fit the model (values out of range) or the sampler fails.
+pub fn evaluate(
+    model: &ArchModel,
+    dataset: &Dataset,
+    head: &LossHead,
+    global_batch_size: usize,
+    device: Device,
+    keep_outputs: bool,
+) -> Result<EvalReport> {
+    let _guard = tch::no_grad_guard();
+    let dims = model.dims();
+    let mut sums: BTreeMap<String, MetricValues> = BTreeMap::new();
+    let mut outputs: BTreeMap<String, SetOutputs> = BTreeMap::new();
+    for batch in EvalSampler::new(dataset, global_batch_size)? {
+        let act_batch = ActBatch::from_host(
+            batch
+                .inputs
+                .as_slice()
+                .unwrap_or(&batch.inputs.to_owned().into_raw_vec_and_offset().0),
+            batch
+                .labels
+                .as_slice()
+                .unwrap_or(&batch.labels.to_owned().into_raw_vec_and_offset().0),
+            batch
+                .puzzle_identifiers
+                .as_slice()
+                .unwrap_or(&batch.puzzle_identifiers.to_vec()),
+            &dims,
+            device,
+        )?;
+        let (metrics, logits, q_halt, labels) = match model {
+            ArchModel::Recurrent(core) => {
+                let mut carry = ActCarry::initial(core.as_ref(), &act_batch);
+                let mut last = None;
+                for _ in 0..dims.halt_max_steps {
+                    let (next, out) = act_step(core.as_ref(), &carry, &act_batch, Mode::Eval);
+                    let loss = head.act(&next, &out);
+                    last = Some((loss.metrics, out.logits, out.q_halt_logits));
+                    carry = next;
+                }
+                let (m, l, q) = last.expect("halt_max_steps >= 1 is validated");
+                (m, l, q, carry.current_data.labels)
+            }
+            ArchModel::Direct(direct) => {
+                let (loss, out) = direct_loss(direct.as_ref(), &act_batch, head, Mode::Eval);
+                let q = Tensor::zeros([act_batch.batch_size()], (Kind::Float, device));
+                (
+                    loss.metrics,
+                    out.logits,
+                    q,
+                    act_batch.labels.shallow_clone(),
+                )
+            }
+        };
+        sums.entry(batch.set.clone())
+            .or_default()
+            .accumulate(&metrics.to_host());
+        if keep_outputs {
+            keep(&mut outputs, &batch, dataset, &logits, &q_halt, &labels)?;
+        }
+    }
+    let mut overall = MetricValues::default();
+    for m in sums.values() {
+        overall.accumulate(m);
+    }
+    Ok(EvalReport {
+        sets: sums
+            .iter()
+            .map(|(k, v)| (k.clone(), v.reduce_eval()))
+            .collect(),
+        overall: overall.reduce_eval(),
+        outputs: keep_outputs.then_some(outputs),
+        arc: None,
+    })
+}
+
+/// For an ARC dataset (one with `test_puzzles.json`) whose evaluation kept its outputs: votes
+/// over the augmented views ([`arc::evaluate_arc`]), adds `arc_pass_at_1` and `arc_pass_at_2`
+/// to the overall metrics and stores the voting in [`EvalReport::arc`]. Does nothing for other
+/// datasets.
+///
+/// # Errors
+/// As [`arc::evaluate_arc`].
+pub fn add_arc_voting(report: &mut EvalReport, dataset_dir: &Path, test: &Dataset) -> Result<()> {
+    let (true, Some(outputs)) = (arc::is_arc_dataset(dataset_dir), &report.outputs) else {
+        return Ok(());
+    };
+    let voted = arc::evaluate_arc(dataset_dir, test, outputs)?;
+    report
+        .overall
+        .0
+        .insert("arc_pass_at_1".into(), voted.pass_at_1);
+    report
+        .overall
+        .0
+        .insert("arc_pass_at_2".into(), voted.pass_at_2);
+    report.arc = Some(voted);
+    Ok(())
+}
+
+fn keep(
+    outputs: &mut BTreeMap<String, SetOutputs>,
+    batch: &hrm_data::Batch,
+    dataset: &Dataset,
+    logits: &Tensor,
+    q_halt: &Tensor,
+    labels: &Tensor,
+) -> Result<()> {
+    let set = dataset.set(&batch.set)?;
+    let seq_len = dataset.metadata().seq_len;
+    let n = set.num_examples();
+    let entry = outputs
+        .entry(batch.set.clone())
+        .or_insert_with(|| SetOutputs {
+            seq_len,
+            predictions: vec![0; n * seq_len],
+            q_halt_logits: vec![0.0; n],
+            exact: vec![false; n],
+        });
+    let pred = logits.argmax(-1, false); // [b, S]
+    let mask = labels.ne(hrm_act::IGNORE_LABEL_ID);
+    let exact = pred
+        .eq_tensor(labels)
+        .logical_or(&mask.logical_not())
+        .all_dim(-1, false); // [b]
+    let pred: Vec<i32> =
+        Vec::try_from(pred.to_kind(Kind::Int).to_device(Device::Cpu).reshape([-1]))?;
+    let q: Vec<f32> = Vec::try_from(q_halt.to_kind(Kind::Float).to_device(Device::Cpu))?;
+    let exact: Vec<bool> = Vec::try_from(exact.to_device(Device::Cpu))?;
+    for (row, example) in batch.example_indices.iter().enumerate() {
+        if let Some(i) = *example {
+            entry.predictions[i * seq_len..(i + 1) * seq_len]
+                .copy_from_slice(&pred[row * seq_len..(row + 1) * seq_len]);
+            entry.q_halt_logits[i] = q[row];
+            entry.exact[i] = exact[row];
+        }
+    }
+    Ok(())
+}
