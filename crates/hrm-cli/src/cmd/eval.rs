@@ -51,9 +51,10 @@ pub fn run(args: EvalArgs) -> anyhow::Result<()> {
         .unwrap_or_else(|| loaded.config.data_path.clone());
     let out = args.out.clone().unwrap_or_else(|| args.run.join("report"));
     eprintln!(
-        "[eval] {} (step {}) on {} split `{}`, device {}",
+        "[eval] {} (step {}{}) on {} split `{}`, device {}",
         loaded.checkpoint.display(),
         loaded.step,
+        if loaded.ema { ", EMA weights" } else { "" },
         data.display(),
         args.split,
         device_name(device)

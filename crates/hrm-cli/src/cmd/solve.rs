@@ -140,6 +140,9 @@ fn load(common: &CommonArgs) -> anyhow::Result<(LoadedModel, tch::Device)> {
     let device = parse_device(&common.device)?;
     let loaded = load_model(&common.run, device)
         .with_context(|| format!("loading the model of {}", common.run.display()))?;
+    if loaded.ema {
+        eprintln!("[solve] using the run's EMA weights (ema = true), as its evaluation did");
+    }
     Ok((loaded, device))
 }
 
