@@ -47,7 +47,7 @@ fn main() -> Result<()> {
         flags::Command::Hrm { subcommand, args } => {
             cargo(
                 &torch,
-                &["build", "--release", "-p", "hrm-train", "--bin", "hrm"],
+                &["build", "--release", "-p", "hrm-cli", "--bin", "hrm"],
                 &[],
             )?;
             let bin = target_dir().join("release").join("hrm");

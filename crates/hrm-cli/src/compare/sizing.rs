@@ -1,4 +1,4 @@
-//! Sizing the runs of a comparison: each architecture's preset shape (`configs/compare.toml`),
+//! Sizing the runs of a comparison: each architecture's preset shape (`configs/compare/presets.toml`),
 //! its parameter count by formula, the width that meets the parameter target, and the plan of
 //! every run's config.
 
@@ -16,13 +16,13 @@ use hrm_train::{Result, TrainError};
 
 use super::*;
 
-/// `configs/compare.toml`: the shared training settings and each architecture's fixed shape.
-const SETTINGS: &str = include_str!("../../../../configs/compare.toml");
+/// `configs/compare/presets.toml`: the shared training settings and each architecture's fixed shape.
+const SETTINGS: &str = include_str!("../../../../configs/compare/presets.toml");
 
-/// A table of `configs/compare.toml` (`train`, or `model.<arch>`).
+/// A table of `configs/compare/presets.toml` (`train`, or `model.<arch>`).
 fn settings_table(path: &[&str]) -> Result<toml::Table> {
     let bad = |reason: String| TrainError::Config {
-        key: format!("configs/compare.toml: {}", path.join(".")),
+        key: format!("configs/compare/presets.toml: {}", path.join(".")),
         reason,
     };
     let mut value = toml::Value::Table(
@@ -44,7 +44,7 @@ fn settings_table(path: &[&str]) -> Result<toml::Table> {
 }
 
 /// The `[model]` table of an architecture's fixed shape, before its width is chosen
-/// (`[model.<arch>]` of `configs/compare.toml`).
+/// (`[model.<arch>]` of `configs/compare/presets.toml`).
 ///
 /// # Errors
 /// [`TrainError::Config`] when the embedded settings lack the architecture.
