@@ -99,3 +99,43 @@ pub fn format_eval(r: &EvalReport) -> String {
         o.get("count")
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use hrm_act::MetricValues;
+    use hrm_train::run_dir::{MetricsLine, RunDir};
+
+    #[test]
+    fn the_end_of_a_run_draws_its_curves() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut run = RunDir::open(dir.path()).expect("run dir");
+        for step in 1..=5u64 {
+            let mut m = MetricValues::default();
+            m.0.insert("lm_loss".into(), 2.0 / step as f64);
+            m.0.insert("accuracy".into(), 0.1 * step as f64);
+            run.log(&MetricsLine::Train {
+                step,
+                epoch: 0,
+                lr: 1e-3,
+                samples_per_sec: 10.0,
+                metrics: m,
+            })
+            .expect("log");
+        }
+        let summary = TrainSummary {
+            steps: 5,
+            total_steps: 5,
+            interrupted: false,
+            train_seconds: 1.0,
+            samples_per_sec: 10.0,
+            last_train: None,
+            last_eval: None,
+            checkpoint: None,
+            num_parameters: 1,
+        };
+        TerminalObserver::new(false).on_end(dir.path(), &summary);
+        let png = std::fs::read(dir.path().join("curves.png")).expect("curves.png");
+        assert!(png.starts_with(b"\x89PNG"), "a PNG");
+    }
+}

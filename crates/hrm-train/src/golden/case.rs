@@ -186,7 +186,12 @@ impl Case {
         }
     }
 
-    fn batch_named(&self, prefix: &str, dims: &hrm_core::CoreDims) -> Result<ActBatch> {
+    fn batch_named(
+        &self,
+        prefix: &str,
+        dims: &hrm_core::CoreDims,
+        device: Device,
+    ) -> Result<ActBatch> {
         let get = |field: &str| {
             self.batch.get(&format!("{prefix}.{field}")).ok_or_else(|| {
                 self.golden_error(format!("batch.safetensors lacks `{prefix}.{field}`"))
@@ -198,13 +203,7 @@ impl Case {
         let inputs = to_vec(get("inputs")?)?;
         let labels = to_vec(get("labels")?)?;
         let ids = to_vec(get("puzzle_identifiers")?)?;
-        Ok(ActBatch::from_host(
-            &inputs,
-            &labels,
-            &ids,
-            dims,
-            Device::Cpu,
-        )?)
+        Ok(ActBatch::from_host(&inputs, &labels, &ids, dims, device)?)
     }
 
     fn expected_tensor(&self, name: &str) -> Result<&Tensor> {
@@ -218,8 +217,20 @@ impl Case {
     /// # Errors
     /// [`TrainError::Golden`] for an inconsistent case, or any model error.
     pub fn produce(&self) -> Result<BTreeMap<String, Tensor>> {
+        self.produce_on(Device::Cpu, false)
+    }
+
+    /// [`Case::produce`] on `device`, with the forward in bfloat16 when `bf16` is set.
+    ///
+    /// # Errors
+    /// As [`Case::produce`].
+    pub fn produce_on(&self, device: Device, bf16: bool) -> Result<BTreeMap<String, Tensor>> {
         let cfg = &self.config;
-        let core = build_recurrent_core(&cfg.arch, &cfg.model, Device::Cpu)
+        let mut model = cfg.model.clone();
+        if let (true, Some(table)) = (bf16, model.as_object_mut()) {
+            table.insert("forward_dtype".into(), "bfloat16".into());
+        }
+        let core = build_recurrent_core(&cfg.arch, &model, device)
             .map_err(|e| self.golden_error(format!("model config: {e}")))?;
         let weights: Vec<(String, Tensor)> = self
             .weights
@@ -239,7 +250,7 @@ impl Case {
         // Evaluation rollout.
         {
             let _guard = tch::no_grad_guard();
-            let batch = self.batch_named(&cfg.eval.batch, &dims)?;
+            let batch = self.batch_named(&cfg.eval.batch, &dims, device)?;
             out.insert(
                 "eval.input_embeddings".into(),
                 core.input_embeddings(&batch.core_input(), Mode::Eval).0,
@@ -266,7 +277,7 @@ impl Case {
             return Err(self.golden_error("train.calls and train.batch_per_call differ in length"));
         }
         for (c, prefix) in cfg.train.calls.iter().zip(&cfg.train.batch_per_call) {
-            let batch = self.batch_named(prefix, &dims)?;
+            let batch = self.batch_named(prefix, &dims, device)?;
             let from = carry
                 .take()
                 .unwrap_or_else(|| ActCarry::initial(core.as_ref(), &batch));
@@ -315,8 +326,8 @@ impl Case {
             carry = Some(next);
         }
 
-        self.optimizer_steps(&mut out, call1_ids.as_ref())?;
-        self.loss_functions(&mut out)?;
+        self.optimizer_steps(&mut out, call1_ids.as_ref(), device)?;
+        self.loss_functions(&mut out, device)?;
         if let Some(rope) = core.rope() {
             out.insert("rope.cos".into(), rope.cos.shallow_clone());
             out.insert("rope.sin".into(), rope.sin.shallow_clone());
@@ -329,6 +340,7 @@ impl Case {
         &self,
         out: &mut BTreeMap<String, Tensor>,
         ids: Option<&Tensor>,
+        device: Device,
     ) -> Result<()> {
         let cfg = &self.config;
         let adam = &cfg.optimizer.adam_atan2;
@@ -346,16 +358,19 @@ impl Case {
             let weight = self.weights.get(name).ok_or_else(|| {
                 self.golden_error(format!("weights.safetensors lacks trainable `{name}`"))
             })?;
-            let grad = self.expected_tensor(&format!("grad.{name}"))?;
+            let grad = self
+                .expected_tensor(&format!("grad.{name}"))?
+                .to_device(device);
+            let weight = weight.to_device(device);
             let p = weight.copy();
             let mut st = MomentState {
                 exp_avg: p.zeros_like(),
                 exp_avg_sq: p.zeros_like(),
                 step: 1,
             };
-            adam_atan2_update(&p, grad, &mut st, adam.lr, adam_cfg);
+            adam_atan2_update(&p, &grad, &mut st, adam.lr, adam_cfg);
             if let Some(ema) = &cfg.ema {
-                out.insert(format!("ema.{name}"), ema_blend(&p, weight, ema.mu));
+                out.insert(format!("ema.{name}"), ema_blend(&p, &weight, ema.mu));
             }
             out.insert(format!("after_step.{name}"), p);
         }
@@ -368,12 +383,14 @@ impl Case {
             let ids = ids.ok_or_else(|| {
                 self.golden_error("no backward call, so no puzzle identifiers for sign-SGD")
             })?;
-            let table = self.weights[&table_name].copy();
-            let grad = self.expected_tensor("grad.puzzle_emb.local_weights")?;
+            let table = self.weights[&table_name].to_device(device).copy();
+            let grad = self
+                .expected_tensor("grad.puzzle_emb.local_weights")?
+                .to_device(device);
             let sgd = &cfg.optimizer.puzzle_emb_sign_sgd;
             sign_sgd_step(
                 &table,
-                grad,
+                &grad,
                 ids,
                 sgd.lr,
                 SignSgdConfig {
@@ -386,13 +403,14 @@ impl Case {
     }
 
     /// `loss_fn.*`: both losses per element and the gradients of their sums.
-    fn loss_functions(&self, out: &mut BTreeMap<String, Tensor>) -> Result<()> {
+    fn loss_functions(&self, out: &mut BTreeMap<String, Tensor>, device: Device) -> Result<()> {
         let (Some(logits), Some(labels)) = (
             self.expected.get("loss_fn.logits"),
             self.expected.get("loss_fn.labels"),
         ) else {
             return Ok(());
         };
+        let (logits, labels) = (&logits.to_device(device), &labels.to_device(device));
         out.insert("loss_fn.logits".into(), logits.shallow_clone());
         out.insert("loss_fn.labels".into(), labels.shallow_clone());
         for (name, loss_type) in [

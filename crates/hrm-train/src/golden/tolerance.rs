@@ -101,6 +101,11 @@ pub struct TensorDiff {
     pub usage: f64,
     /// Elements outside the tolerance (or different, for exact tensors).
     pub failures: i64,
+    /// `||a - e|| / max(||e||, sqrt(n))` (Euclidean norms over the `n` elements): the error
+    /// relative to the expectation's size, or to a root-mean-square of 1 for tensors of values
+    /// near 0 (Q logits of an untrained head). The measure of the bf16 smoke check, where
+    /// elementwise tolerances say little.
+    pub rel_l2: f64,
 }
 
 /// Compares `actual` with `expected` under `group`'s rule. Shapes must already agree.
@@ -108,6 +113,9 @@ pub fn compare(actual: &Tensor, expected: &Tensor, group: Group) -> TensorDiff {
     let a = actual.to_device(tch::Device::Cpu).to_kind(Kind::Double);
     let e = expected.to_device(tch::Device::Cpu).to_kind(Kind::Double);
     let diff = (&a - &e).abs();
+    let e_norm = e.square().sum(Kind::Double).sqrt().double_value(&[]);
+    let d_norm = diff.square().sum(Kind::Double).sqrt().double_value(&[]);
+    let rel_l2 = d_norm / e_norm.max((e.numel() as f64).sqrt()).max(f64::MIN_POSITIVE);
     let max_abs = if diff.numel() == 0 {
         0.0
     } else {
@@ -128,6 +136,7 @@ pub fn compare(actual: &Tensor, expected: &Tensor, group: Group) -> TensorDiff {
             max_rel,
             usage: failures as f64,
             failures,
+            rel_l2,
         };
     }
     let (atol, rtol) = group.tolerance();
@@ -151,6 +160,7 @@ pub fn compare(actual: &Tensor, expected: &Tensor, group: Group) -> TensorDiff {
         max_rel,
         usage,
         failures,
+        rel_l2,
     }
 }
 
