@@ -35,14 +35,16 @@
 pub mod act;
 pub mod batch;
 pub mod error;
+pub mod inputs;
 pub mod loss;
 pub mod metrics;
 
 pub use act::{act_step, ActCarry, ActOutput};
 pub use batch::{ActBatch, IGNORE_LABEL_ID};
 pub use error::ActError;
+pub use inputs::LossInputs;
 pub use loss::{
-    bce_with_logits_sum, softmax_cross_entropy, stablemax_cross_entropy, LossHead, LossInputs,
-    LossType, StepLoss,
+    bce_with_logits_sum, softmax_cross_entropy, stablemax_cross_entropy, LossHead, LossType,
+    StepLoss,
 };
 pub use metrics::{MetricValues, Metrics};

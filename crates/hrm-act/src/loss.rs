@@ -14,6 +14,7 @@ use tch::{Kind, Reduction, Tensor};
 use crate::act::{ActCarry, ActOutput};
 use crate::batch::IGNORE_LABEL_ID;
 use crate::error::ActError;
+use crate::inputs::LossInputs;
 use crate::metrics::Metrics;
 
 /// Which token loss to use.
@@ -135,24 +136,6 @@ impl Default for LossHead {
             q_loss_weight: 0.5,
         }
     }
-}
-
-/// The parts of a step a loss head reads; ACT models fill all, baselines without a Q head leave
-/// the Q fields empty.
-#[derive(Debug)]
-pub struct LossInputs<'a> {
-    /// `[b, S, V]`.
-    pub logits: &'a Tensor,
-    /// `[b, S]`, -100 where ignored.
-    pub labels: &'a Tensor,
-    /// `[b]` bool: rows whose example finished this step (only those count in the metrics).
-    pub halted: &'a Tensor,
-    /// `[b]` int: steps taken.
-    pub steps: &'a Tensor,
-    /// `[b]` float32.
-    pub q_halt_logits: Option<&'a Tensor>,
-    /// `([b] q_continue logits, [b] targets)` when a continue target exists.
-    pub q_continue: Option<(&'a Tensor, &'a Tensor)>,
 }
 
 impl LossHead {

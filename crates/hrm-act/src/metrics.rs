@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 
 use tch::{Kind, Tensor};
 
-use crate::loss::LossInputs;
+use crate::inputs::LossInputs;
 
 /// One step's metrics as device scalars (no host synchronisation until read).
 #[derive(Debug)]

@@ -23,6 +23,12 @@ pub enum CoreError {
         /// The parser's message, which names the key.
         message: String,
     },
+    /// A forward dtype name that is none of the accepted spellings.
+    #[error("unknown dtype `{value}`: expected one of f32, float32, bf16, bfloat16")]
+    UnknownDtype {
+        /// The name that was given.
+        value: String,
+    },
 
     // --- tensors and weights ---
     /// A tensor has the wrong shape.

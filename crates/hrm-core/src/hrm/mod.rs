@@ -6,15 +6,24 @@
 //! with `z_H + x`, and `H_cycles` high-level updates injected with `z_L`. Only the last L and the
 //! last H update are differentiated (the 1-step gradient approximation of section 2.2): the
 //! others run under `no_grad`, so memory does not grow with the number of cycles.
+//!
+//! HRM's own pieces live here ([`config`], the H/L [`reasoning`] modules); the layers it shares
+//! with TRM and the baselines (attention, RoPE, SwiGLU, RMSNorm, the block, the embeddings and
+//! the shell of embeddings, heads and carry) are at the crate root.
+
+pub mod config;
+pub mod reasoning;
 
 use tch::{Device, Tensor};
 
+pub use config::HrmConfig;
+pub use reasoning::ReasoningModule;
+
 use crate::block::BlockDims;
 use crate::carry::InnerCarry;
-use crate::config::{HrmConfig, ModelConfig};
+use crate::config::ModelConfig;
 use crate::error::Result;
 use crate::params::ModelParams;
-use crate::reasoning::ReasoningModule;
 use crate::recurrent::{CoreDims, CoreInput, CoreOutput, HaltRule, Mode, RecurrentCore};
 use crate::rope::Rope;
 use crate::shell::{CoreShell, ShellSpec};
