@@ -13,7 +13,7 @@ use tch::{nn, Device, Kind, Tensor};
 use hrm_core::block::{Block, BlockDims};
 use hrm_core::rope::Rope;
 use hrm_core::{ForwardDtype, HrmConfig};
-pub use hrm_train::bench_setup::{dtype_name, synchronize, BenchPreset, BenchSetup};
+pub use hrm_train::bench_setup::{synchronize, BenchPreset, BenchSetup};
 
 /// One device and forward dtype the benches run on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -57,7 +57,7 @@ impl Target {
         format!(
             "{}_{component}_{preset}_{}",
             self.device_name(),
-            dtype_name(self.dtype)
+            self.dtype.short_name()
         )
     }
 

@@ -86,29 +86,6 @@ impl FromStr for BenchPreset {
     }
 }
 
-/// Short dtype names for bench ids and messages: `f32`, `bf16`.
-pub fn dtype_name(dtype: ForwardDtype) -> &'static str {
-    match dtype {
-        ForwardDtype::Float32 => "f32",
-        ForwardDtype::Bfloat16 => "bf16",
-    }
-}
-
-/// Parses `f32`/`float32` or `bf16`/`bfloat16`.
-///
-/// # Errors
-/// [`TrainError::Config`] for any other name.
-pub fn parse_dtype(s: &str) -> Result<ForwardDtype> {
-    match s {
-        "f32" | "float32" => Ok(ForwardDtype::Float32),
-        "bf16" | "bfloat16" => Ok(ForwardDtype::Bfloat16),
-        other => Err(TrainError::Config {
-            key: "dtype".into(),
-            reason: format!("`{other}` is not one of f32, bf16"),
-        }),
-    }
-}
-
 /// Waits for every queued kernel of `device` (a no-op on the CPU, where libtorch runs
 /// synchronously).
 pub fn synchronize(device: Device) {
@@ -257,8 +234,6 @@ mod tests {
             "huge".parse::<BenchPreset>(),
             Err(TrainError::Config { .. })
         ));
-        assert_eq!(parse_dtype("bf16").expect("bf16"), ForwardDtype::Bfloat16);
-        assert!(matches!(parse_dtype("f16"), Err(TrainError::Config { .. })));
     }
 
     #[test]

@@ -9,7 +9,8 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use tch::Device;
 
-use hrm_train::bench_setup::{dtype_name, parse_dtype, synchronize, BenchPreset, BenchSetup};
+use hrm_core::ForwardDtype;
+use hrm_train::bench_setup::{synchronize, BenchPreset, BenchSetup};
 use hrm_train::device::{device_name, parse_device};
 
 /// Arguments of `hrm bench`.
@@ -53,7 +54,7 @@ pub struct BenchArgs {
 /// For an unknown config, dtype or device, `--steps 0`, or a failing training step.
 pub fn run(args: BenchArgs) -> anyhow::Result<()> {
     let preset: BenchPreset = args.config.parse()?;
-    let dtype = parse_dtype(&args.dtype)?;
+    let dtype: ForwardDtype = args.dtype.parse()?;
     let device = parse_device(&args.device)?;
     anyhow::ensure!(args.steps > 0, "--steps must be at least 1");
     super::set_threads(args.threads)?;
@@ -63,7 +64,7 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
     println!(
         "hrm bench: config={preset} device={} dtype={} threads={} batch={b} optimizer={}",
         device_name(device),
-        dtype_name(dtype),
+        dtype.short_name(),
         tch::get_num_threads(),
         if args.no_optim { "off" } else { "on" },
     );

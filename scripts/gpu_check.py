@@ -1,0 +1,247 @@
+#!/usr/bin/env python3
+"""The prepared GPU check: one command that, on a machine with CUDA and a python3 with torch
+2.11, checks and times hrm-rs there and prints one table.
+
+1. Every golden case on the device: float32 within the format's tolerances, and the bf16
+   forward as a smoke check (`hrm golden --bf16`).
+2. `hrm bench` for the tiny, small and paper presets in float32 and bfloat16, side by side
+   with the reference's own modules timed by `scripts/bench_reference.py` in the same run,
+   eager and with `torch.compile` (when `--reference DIR` names a checkout of sapientinc/HRM).
+3. The embedded default config trained for `--train-seconds` on the device and, at the same
+   time, on the CPU; the two learning curves are compared at the steps both reached.
+
+It needs no cargo and no network: build `hrm` in release mode elsewhere, copy it (stripped) with
+this checkout, and point `--hrm` at it. Without a GPU, `--device cpu` runs the same steps on the
+CPU, which shows the script works end to end.
+
+    python3 scripts/gpu_check.py --hrm target/release/hrm --device cuda \\
+        --reference /path/to/HRM --out gpu-check.md
+"""
+
+import argparse
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def run(cmd, timeout=None, env=None):
+    """Runs `cmd`, returning (exit code, stdout, stderr); never raises on failure."""
+    try:
+        p = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env)
+        return p.returncode, p.stdout, p.stderr
+    except subprocess.TimeoutExpired as e:
+        return 124, e.stdout or "", (e.stderr or "") + "\n(timed out)"
+    except OSError as e:
+        return 127, "", str(e)
+
+
+def golden(hrm, dirs, device, bf16):
+    """Per case: (name, PASS/FAIL, worst forward share of tolerance)."""
+    cmd = [hrm, "golden", *dirs, "--device", device] + (["--bf16"] if bf16 else [])
+    code, out, err = run(cmd, timeout=600)
+    rows = []
+    for line in out.splitlines():
+        m = re.match(r"^(\S+)\s+(PASS|FAIL)", line)
+        if not m:
+            continue
+        fwd = re.search(r"forward abs \S+ rel \S+ \(([\d.]+|inf) of tol\)", line)
+        rows.append((m.group(1), m.group(2), fwd.group(1) if fwd else "-"))
+    if not rows:
+        rows.append(("(no case ran)", "FAIL", (err.strip().splitlines() or ["?"])[-1]))
+    return rows
+
+
+def hrm_bench(hrm, preset, dtype, device, steps, threads):
+    cmd = [hrm, "bench", "--config", preset, "--dtype", dtype, "--device", device,
+           "--steps", str(steps), "--eval-rollouts", "2"]
+    if threads:
+        cmd += ["--threads", str(threads)]
+    code, out, err = run(cmd, timeout=600)
+    train = re.search(r"train: ([\d.]+) samples/s", out)
+    ev = re.search(r"eval: ([\d.]+) puzzles/s", out)
+    if code != 0 or not train:
+        return None, None, (err.strip().splitlines() or ["failed"])[-1]
+    return float(train.group(1)), float(ev.group(1)) if ev else None, ""
+
+
+def reference_bench(python, reference, preset, dtype, device, steps, threads, compile_):
+    script = ROOT / "scripts" / "bench_reference.py"
+    if not reference or not script.exists():
+        return None, None, "no reference"
+    cmd = [python, str(script), "--reference", reference, "--preset", preset, "--dtype", dtype,
+           "--device", device, "--steps", str(steps), "--json"]
+    if threads:
+        cmd += ["--threads", str(threads)]
+    if compile_:
+        cmd.append("--compile")
+    code, out, err = run(cmd, timeout=900)
+    for line in reversed(out.splitlines()):
+        try:
+            j = json.loads(line)
+            return j.get("train_samples_per_s"), j.get("eval_puzzles_per_s"), ""
+        except ValueError:
+            continue
+    return None, None, (err.strip().splitlines() or ["failed"])[-1]
+
+
+def train_for(hrm, device, seconds, run_dir, threads):
+    """Starts `hrm train` (the embedded default) and stops it like Ctrl-C after `seconds`."""
+    # Each run in its own directory: the default dataset is built there on first use.
+    run_dir.mkdir(parents=True, exist_ok=True)
+    cmd = [hrm, "train", "--device", device, "--run-dir", str(run_dir / "run"), "--no-progress"]
+    if threads:
+        cmd += ["--threads", str(threads)]
+    log = open(str(run_dir / "train.log"), "w")
+    p = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, cwd=str(run_dir))
+    return p, log
+
+
+def stop(p, log, seconds_left):
+    try:
+        p.wait(timeout=max(seconds_left, 0))
+    except subprocess.TimeoutExpired:
+        p.send_signal(signal.SIGINT)
+        try:
+            p.wait(timeout=120)
+        except subprocess.TimeoutExpired:
+            p.kill()
+    log.close()
+
+
+def curve(run_dir):
+    """{step: lm_loss} of the training lines and the last evaluation's exact accuracy."""
+    path = Path(run_dir) / "run" / "metrics.jsonl"
+    points, exact = {}, None
+    if not path.exists():
+        return points, exact
+    for line in path.read_text().splitlines():
+        try:
+            j = json.loads(line)
+        except ValueError:
+            continue
+        if j.get("kind") == "train":
+            v = j.get("metrics", {}).get("lm_loss")
+            if isinstance(v, (int, float)):
+                points[j["step"]] = float(v)
+        elif j.get("kind") == "eval":
+            exact = j.get("overall", {}).get("exact_accuracy")
+    return points, exact
+
+
+def fmt(x, digits=1):
+    return "-" if x is None else f"{x:.{digits}f}"
+
+
+def ratio(a, b):
+    return "-" if a is None or b in (None, 0) else f"{a / b:.2f}"
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--hrm", default=str(ROOT / "target" / "release" / "hrm"))
+    ap.add_argument("--device", default="cuda")
+    ap.add_argument("--golden", nargs="*",
+                    default=[str(ROOT.parent / "shared" / "golden"),
+                             str(ROOT.parent / "shared" / "golden-trm")])
+    ap.add_argument("--reference", help="a checkout of sapientinc/HRM, to time its modules")
+    ap.add_argument("--python", default=sys.executable, help="python with torch 2.11")
+    ap.add_argument("--presets", default="tiny,small,paper")
+    ap.add_argument("--dtypes", default="f32,bf16")
+    ap.add_argument("--steps", type=int, default=20, help="timed training steps per bench")
+    ap.add_argument("--threads", type=int, help="CPU intra-op threads (CPU runs)")
+    ap.add_argument("--no-compile", action="store_true", help="skip torch.compile timings")
+    ap.add_argument("--train-seconds", type=int, default=120)
+    ap.add_argument("--out", help="also write the table (markdown) to this file")
+    args = ap.parse_args()
+
+    t0 = time.time()
+    lines = [f"# hrm-rs GPU check: device `{args.device}`, `{args.hrm}`", ""]
+    work = Path(tempfile.mkdtemp(prefix="hrm-gpu-check-"))
+
+    # The training runs go on in the background while the rest is checked and timed.
+    train_runs = {}
+    if args.train_seconds > 0:
+        for dev in dict.fromkeys([args.device, "cpu"]):
+            if not Path(args.hrm).is_absolute():
+                args.hrm = str(Path(args.hrm).resolve())
+            d = work / f"train-{dev.replace(':', '')}"
+            train_runs[dev] = (d, *train_for(args.hrm, dev, args.train_seconds, d, args.threads))
+    started = time.time()
+
+    lines += ["## Golden cases", "", "| case | f32 | forward (share of tol) | bf16 smoke | forward (share of rel-L2 bound) |",
+              "|---|---|---:|---|---:|"]
+    f32 = golden(args.hrm, args.golden, args.device, False)
+    bf = {r[0]: r for r in golden(args.hrm, args.golden, args.device, True)}
+    for name, status, fwd in f32:
+        b = bf.get(name, (name, "-", "-"))
+        lines.append(f"| {name} | {status} | {fwd} | {b[1]} | {b[2]} |")
+
+    lines += ["", "## Speed (same run, same host)", "",
+              "| preset | dtype | hrm-rs train samples/s | ref eager | ref compile | ratio eager | ratio compile "
+              "| hrm-rs eval puzzles/s | ref eager | ref compile | ratio eager | ratio compile |",
+              "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    notes = []
+    for preset in args.presets.split(","):
+        for dtype in args.dtypes.split(","):
+            tr, ev, why = hrm_bench(args.hrm, preset, dtype, args.device, args.steps, args.threads)
+            if why:
+                notes.append(f"hrm bench {preset} {dtype}: {why}")
+            re_tr, re_ev, why = reference_bench(args.python, args.reference, preset, dtype,
+                                                args.device, args.steps, args.threads, False)
+            if why and why != "no reference":
+                notes.append(f"reference eager {preset} {dtype}: {why}")
+            rc_tr = rc_ev = None
+            if args.reference and not args.no_compile:
+                rc_tr, rc_ev, why = reference_bench(args.python, args.reference, preset, dtype,
+                                                    args.device, args.steps, args.threads, True)
+                if why:
+                    notes.append(f"reference compile {preset} {dtype}: {why}")
+            lines.append(
+                f"| {preset} | {dtype} | {fmt(tr)} | {fmt(re_tr)} | {fmt(rc_tr)} | {ratio(tr, re_tr)} "
+                f"| {ratio(tr, rc_tr)} | {fmt(ev, 2)} | {fmt(re_ev, 2)} | {fmt(rc_ev, 2)} "
+                f"| {ratio(ev, re_ev)} | {ratio(ev, rc_ev)} |")
+    if not args.reference:
+        notes.append("no --reference checkout given: the reference columns are empty")
+
+    if train_runs:
+        lines += ["", f"## Default config, {args.train_seconds} s of training", "",
+                  "| device | steps | last lm_loss | held-out exact |", "|---|---:|---:|---:|"]
+        curves = {}
+        for dev, (d, p, log) in train_runs.items():
+            stop(p, log, args.train_seconds - (time.time() - started))
+            pts, exact = curve(d)
+            curves[dev] = pts
+            last = max(pts) if pts else None
+            lines.append(f"| {dev} | {last if last else 0} | {fmt(pts[last], 4) if last else '-'} "
+                         f"| {fmt(exact, 4) if exact is not None else '-'} |")
+        if len(curves) == 2:
+            a, b = curves.values()
+            common = sorted(set(a) & set(b))
+            if common:
+                worst = max(abs(a[s] - b[s]) for s in common)
+                lines.append("")
+                lines.append(f"Curves at the {len(common)} logged steps both reached (up to step "
+                             f"{common[-1]}): largest |lm_loss difference| {worst:.4f}.")
+            else:
+                notes.append("the device and CPU runs share no logged step")
+
+    lines += ["", f"Total time: {time.time() - t0:.0f} s."]
+    if notes:
+        lines += ["", "Notes:"] + [f"- {n}" for n in notes]
+    table = "\n".join(lines)
+    print(table)
+    if args.out:
+        Path(args.out).write_text(table + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
