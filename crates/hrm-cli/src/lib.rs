@@ -10,6 +10,7 @@
 pub mod cmd;
 pub mod compare;
 pub mod default_data;
+pub mod launch;
 pub mod plot;
 pub mod progress;
 pub mod report;

@@ -58,6 +58,31 @@ impl Batch {
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
+
+    /// Rows `rows` of the batch, as a batch of their own: one rank's share of a global batch in
+    /// data-parallel training (the reference's `[rank * B / W, (rank + 1) * B / W)`).
+    /// `effective_batch_size` counts the real examples among those rows.
+    ///
+    /// # Errors
+    /// [`DataError::IndexOutOfRange`] when the range is not inside the batch.
+    pub fn rows(&self, rows: std::ops::Range<usize>) -> Result<Batch> {
+        if rows.start > rows.end || rows.end > self.len() {
+            return Err(DataError::IndexOutOfRange {
+                what: format!("batch row (rows {}..{})", rows.start, rows.end),
+                index: rows.end,
+                len: self.len(),
+            });
+        }
+        let example_indices = self.example_indices[rows.clone()].to_vec();
+        Ok(Batch {
+            set: self.set.clone(),
+            inputs: self.inputs.slice(ndarray::s![rows.clone(), ..]).to_owned(),
+            labels: self.labels.slice(ndarray::s![rows.clone(), ..]).to_owned(),
+            puzzle_identifiers: self.puzzle_identifiers.slice(ndarray::s![rows]).to_owned(),
+            effective_batch_size: example_indices.iter().filter(|e| e.is_some()).count(),
+            example_indices,
+        })
+    }
 }
 
 /// Builds a batch of `rows` examples of `set`, padded to `batch_size` rows.

@@ -156,7 +156,11 @@ impl BenchSetup {
             model,
             batch,
             head: LossHead::default(),
-            optimizers: Optimizers { adam, puzzle },
+            optimizers: Optimizers {
+                adam,
+                puzzle,
+                parallel: None,
+            },
             carry: None,
         })
     }

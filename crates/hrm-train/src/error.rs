@@ -47,6 +47,9 @@ pub enum TrainError {
     /// An error reported by libtorch.
     #[error(transparent)]
     Torch(#[from] tch::TchError),
+    /// A collective of a data-parallel run failed (a lost peer, a timeout).
+    #[error(transparent)]
+    Dist(#[from] hrm_dist::DistError),
     /// An I/O error with its path.
     #[error("{path}: {source}")]
     Io {

@@ -45,6 +45,7 @@ pub mod bench_setup;
 pub mod checkpoint;
 pub mod config;
 pub mod device;
+pub mod distributed;
 pub mod error;
 pub mod eval;
 pub mod golden;

@@ -8,6 +8,7 @@ use tch::{Kind, Tensor};
 use hrm_act::{act_step, ActBatch, ActCarry, LossHead, LossInputs, Metrics, StepLoss};
 use hrm_core::{DirectModel, DirectOutput, Mode, RecurrentCore};
 
+use crate::distributed::DataParallel;
 use crate::error::Result;
 use crate::optim::{sign_sgd_step, AdamAtan2, SignSgdConfig};
 
@@ -27,6 +28,9 @@ pub struct Optimizers {
     pub adam: AdamAtan2,
     /// Sign-SGD over the puzzle table, when the model has one.
     pub puzzle: Option<PuzzleOptimizer>,
+    /// In a data-parallel run, the ranks whose gradients are combined between the backward
+    /// pass and the updates ([`crate::distributed`]); `None` in a single process.
+    pub parallel: Option<DataParallel>,
 }
 
 /// Learning rates of one step.
@@ -77,10 +81,32 @@ fn backward_and_update(
     global_batch_size: usize,
 ) -> Result<()> {
     (loss * (1.0 / global_batch_size as f64)).backward();
+    if let Some(dp) = &opt.parallel {
+        dp.all_reduce_gradients(opt.adam.params())?;
+    }
     if let (Some(puzzle), Some(local)) = (&opt.puzzle, puzzle_local) {
         let grad = local.grad();
-        if grad.defined() {
-            sign_sgd_step(&puzzle.table, &grad, ids, rates.puzzle_emb_lr, puzzle.cfg)?;
+        match (&opt.parallel, grad.defined()) {
+            (Some(dp), _) => {
+                // Every rank takes part in the gather, with zeros where it has no gradient.
+                let grad = if grad.defined() {
+                    grad
+                } else {
+                    local.zeros_like()
+                };
+                let (grads, all_ids) = dp.gather_puzzle_gradients(&grad, ids)?;
+                sign_sgd_step(
+                    &puzzle.table,
+                    &grads,
+                    &all_ids,
+                    rates.puzzle_emb_lr,
+                    puzzle.cfg,
+                )?;
+            }
+            (None, true) => {
+                sign_sgd_step(&puzzle.table, &grad, ids, rates.puzzle_emb_lr, puzzle.cfg)?;
+            }
+            (None, false) => {}
         }
     }
     opt.adam.step(rates.lr);

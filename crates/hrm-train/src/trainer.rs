@@ -21,9 +21,10 @@ use crate::arch::{build_model, ArchModel};
 use crate::checkpoint::{self, Checkpoint, CheckpointState, CHECKPOINT_FORMAT};
 use crate::config::TrainConfig;
 use crate::device::default_forward_dtype;
+use crate::distributed::DataParallel;
 use crate::error::{Result, TrainError};
 use crate::eval::arc::is_arc_dataset;
-use crate::eval::{add_arc_voting, evaluate, EvalReport};
+use crate::eval::{add_arc_voting, evaluate_sharded, EvalReport};
 use crate::observer::{NoObserver, RunStart, StepEvent, TrainObserver};
 use crate::optim::{AdamAtan2, AdamAtan2Config, Ema, SignSgdConfig};
 use crate::run_dir::{MetricsLine, RunDir};
@@ -49,6 +50,9 @@ pub struct TrainOptions {
     /// Stop (with a checkpoint, as on Ctrl-C) once this many steps are done; the schedule
     /// still spans the whole run, so `--resume` continues it unchanged.
     pub stop_at_step: Option<u64>,
+    /// The data-parallel ranks this process trains with (`None`: one process). Every rank
+    /// calls [`train_with`] with the same config and run directory; rank 0 alone writes it.
+    pub parallel: Option<DataParallel>,
 }
 
 impl TrainOptions {
@@ -62,6 +66,7 @@ impl TrainOptions {
             resume: false,
             stop: None,
             stop_at_step: None,
+            parallel: None,
         }
     }
 }
@@ -138,6 +143,8 @@ struct Session<'a> {
     sampler_state: Option<SamplerState>,
     /// Seconds in training steps, including those of the runs this one resumes.
     train_seconds: f64,
+    /// The data-parallel ranks, if any.
+    parallel: Option<DataParallel>,
 }
 
 impl Session<'_> {
@@ -147,10 +154,20 @@ impl Session<'_> {
         batch: &hrm_data::Batch,
         rates: StepRates,
     ) -> Result<hrm_act::Metrics> {
+        let local;
+        let batch = match &self.parallel {
+            Some(dp) => {
+                local = batch.rows(dp.local_rows(batch.len())?)?;
+                &local
+            }
+            None => batch,
+        };
         let act_batch = to_act_batch(batch, &self.model.dims(), self.device)?;
         // Exploration draws from libtorch's generator: seed it per step so a resumed run draws
         // what an uninterrupted one would.
-        let seed = (self.cfg.seed.wrapping_mul(1_000_003) ^ self.step) as i64;
+        // `seed + rank`, as the reference seeds each rank.
+        let rank = self.parallel.as_ref().map_or(0, DataParallel::rank) as u64;
+        let seed = ((self.cfg.seed.wrapping_mul(1_000_003) ^ self.step).wrapping_add(rank)) as i64;
         let gbs = self.cfg.global_batch_size;
         let metrics = seeded::with_seed(seed, || match &self.model {
             ArchModel::Recurrent(core) => {
@@ -196,22 +213,24 @@ impl Session<'_> {
                 let copy = build_model(cfg.arch, &self.model_table, self.device)?;
                 copy.params().copy_from(self.model.params())?;
                 checkpoint::apply_shadow(&copy, ema.shadow())?;
-                evaluate(
+                evaluate_sharded(
                     &copy,
                     ds,
                     &self.head,
                     cfg.global_batch_size,
                     self.device,
                     keep,
+                    self.parallel.as_ref(),
                 )?
             }
-            None => evaluate(
+            None => evaluate_sharded(
                 &self.model,
                 ds,
                 &self.head,
                 cfg.global_batch_size,
                 self.device,
                 keep,
+                self.parallel.as_ref(),
             )?,
         };
         let out_dir = self
@@ -220,10 +239,13 @@ impl Session<'_> {
             .join("eval")
             .join(format!("step_{:08}", self.step));
         add_arc_voting(&mut report, &cfg.data_path, ds)?;
+        if !self.is_main() {
+            return Ok(Some(report));
+        }
         if let Some(voted) = &report.arc {
             voted.write_files(&out_dir)?;
         }
-        self.run.log(&MetricsLine::Eval {
+        self.log(&MetricsLine::Eval {
             step: self.step,
             sets: report.sets.clone(),
             overall: report.overall.clone(),
@@ -236,13 +258,39 @@ impl Session<'_> {
         Ok(Some(report))
     }
 
-    /// Writes a checkpoint of the current state (none before the first consumed batch).
+    /// Appends a line to `metrics.jsonl` (rank 0 only).
+    fn log(&mut self, line: &MetricsLine) -> Result<()> {
+        if self.is_main() {
+            self.run.log(line)?;
+        }
+        Ok(())
+    }
+
+    /// Whether this process writes the run directory (rank 0, or the only process).
+    fn is_main(&self) -> bool {
+        self.parallel.as_ref().is_none_or(DataParallel::is_main)
+    }
+
+    /// Writes a checkpoint of the current state (none before the first consumed batch). In a
+    /// data-parallel run every rank must call it: the carry is gathered into the global batch's
+    /// layout, then rank 0 writes.
     fn save_checkpoint(&self) -> Result<Option<PathBuf>> {
         let Some(sampler) = self.sampler_state.clone() else {
             return Ok(None);
         };
+        let gathered;
+        let carry = match (&self.parallel, &self.carry) {
+            (Some(dp), Some(c)) => {
+                gathered = crate::distributed::gather_carry(dp, c)?;
+                Some(&gathered)
+            }
+            (_, c) => c.as_ref(),
+        };
+        if !self.is_main() {
+            return Ok(None);
+        }
         let (optimizer, adam_steps) =
-            checkpoint::optimizer_tensors(&self.opt.adam, self.ema.as_ref(), self.carry.as_ref());
+            checkpoint::optimizer_tensors(&self.opt.adam, self.ema.as_ref(), carry);
         let ckpt = Checkpoint {
             state: CheckpointState {
                 format_version: CHECKPOINT_FORMAT,
@@ -285,7 +333,10 @@ impl Session<'_> {
             ema.set_shadow(&shadow)?;
         }
         if let ArchModel::Recurrent(_) = &self.model {
-            self.carry = ckpt.carry(device)?;
+            self.carry = match (&self.parallel, ckpt.carry(device)?) {
+                (Some(dp), Some(global)) => Some(crate::distributed::local_carry(dp, &global)?),
+                (_, carry) => carry,
+            };
         }
         self.step = ckpt.state.step;
         self.train_seconds = ckpt.state.train_seconds;
@@ -323,6 +374,11 @@ pub fn train_with(opts: TrainOptions, observer: &mut dyn TrainObserver) -> Resul
     let model = seeded::with_seed(cfg.seed as i64, || {
         build_model(cfg.arch, &model_table, device)
     })?;
+    if let Some(dp) = &opts.parallel {
+        // Every rank starts from rank 0's parameters, as the reference broadcasts them.
+        dp.local_rows(cfg.global_batch_size)?;
+        dp.broadcast_parameters(model.params())?;
+    }
     let epoch_steps = total_train_steps(&meta, cfg.epochs, cfg.global_batch_size);
     if epoch_steps == 0 {
         return Err(TrainError::Dataset {
@@ -360,6 +416,7 @@ pub fn train_with(opts: TrainOptions, observer: &mut dyn TrainObserver) -> Resul
                 weight_decay: cfg.puzzle_emb_weight_decay,
             },
         }),
+        parallel: opts.parallel.clone(),
     };
     let ema = if cfg.ema {
         Some(Ema::new(&params.trainable(), cfg.ema_rate)?)
@@ -384,6 +441,7 @@ pub fn train_with(opts: TrainOptions, observer: &mut dyn TrainObserver) -> Resul
         total_steps,
         sampler_state: None,
         train_seconds: 0.0,
+        parallel: opts.parallel.clone(),
     };
 
     // The state to continue from.
@@ -411,7 +469,9 @@ pub fn train_with(opts: TrainOptions, observer: &mut dyn TrainObserver) -> Resul
     };
     let mut resolved = cfg.clone();
     resolved.model = s.model_table.clone();
-    s.run.write_config(&resolved.to_toml_string())?;
+    if s.is_main() {
+        s.run.write_config(&resolved.to_toml_string())?;
+    }
 
     // Batches come from a background thread, each with the sampler position after it.
     let batches = std::iter::from_fn(move || {
@@ -438,7 +498,11 @@ pub fn train_with(opts: TrainOptions, observer: &mut dyn TrainObserver) -> Resul
     let mut interrupted = false;
 
     while s.step < total_steps {
-        let requested = opts.stop.as_ref().is_some_and(|f| f.load(Ordering::SeqCst));
+        let mut requested = opts.stop.as_ref().is_some_and(|f| f.load(Ordering::SeqCst));
+        if let Some(dp) = &s.parallel {
+            // Every rank leaves at the same step, or the others would wait in a collective.
+            requested = dp.any(requested)?;
+        }
         if requested || opts.stop_at_step.is_some_and(|at| s.step >= at) {
             interrupted = true;
             break;
@@ -459,7 +523,11 @@ pub fn train_with(opts: TrainOptions, observer: &mut dyn TrainObserver) -> Resul
         s.sampler_state = Some(state_after);
         steps_here += 1;
         interval.started.get_or_insert(t0);
-        interval.sums.accumulate(&metrics.to_host());
+        let values = match &s.parallel {
+            Some(dp) => dp.sum_metrics(&metrics.to_host())?,
+            None => metrics.to_host(),
+        };
+        interval.sums.accumulate(&values);
         interval.steps += 1;
         s.train_seconds += t0.elapsed().as_secs_f64();
 
@@ -470,7 +538,7 @@ pub fn train_with(opts: TrainOptions, observer: &mut dyn TrainObserver) -> Resul
                 .map_or(0.0, |t| t.elapsed().as_secs_f64())
                 .max(1e-9);
             let reduced = reduce_interval(&interval, cfg.global_batch_size);
-            s.run.log(&MetricsLine::Train {
+            s.log(&MetricsLine::Train {
                 step: s.step,
                 epoch: s.sampler_state.as_ref().map_or(0, |st| st.epoch),
                 lr: rates.lr,

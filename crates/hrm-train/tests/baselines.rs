@@ -71,6 +71,7 @@ fn optimizers(model: &ArchModel, weight_decay: f64) -> Optimizers {
             table,
             cfg: SignSgdConfig { weight_decay: 0.0 },
         }),
+        parallel: None,
     }
 }
 

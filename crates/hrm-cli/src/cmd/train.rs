@@ -7,13 +7,18 @@
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::Context;
 
 use crate::default_data;
+use hrm_dist::{DistEnv, ProcessGroup};
 use hrm_train::config::TrainConfig;
 use hrm_train::device::{device_name, parse_device};
+use hrm_train::distributed::DataParallel;
+use hrm_train::observer::NoObserver;
 use hrm_train::trainer::{train_with, TrainOptions, TrainSummary};
+use tch::Device;
 
 use crate::progress::{format_eval, TerminalObserver};
 
@@ -46,6 +51,15 @@ pub struct TrainArgs {
     /// libtorch intra-op threads on the CPU (default: libtorch's choice, one per core).
     #[arg(long, value_name = "N")]
     pub threads: Option<i32>,
+    /// Data-parallel training in N local processes (Gloo on the CPU, NCCL on CUDA: worker i
+    /// uses cuda:i). Under torchrun, leave it out: the workers read RANK, WORLD_SIZE,
+    /// LOCAL_RANK, MASTER_ADDR and MASTER_PORT (see docs/distributed.md).
+    #[arg(long, value_name = "N")]
+    pub nproc: Option<usize>,
+    /// Seconds a collective may wait for the other processes before the run fails (a worker
+    /// that died is reported sooner, by rank).
+    #[arg(long, value_name = "SECONDS", default_value_t = 300)]
+    pub dist_timeout: u64,
 }
 
 /// Runs `hrm train`.
@@ -53,8 +67,31 @@ pub struct TrainArgs {
 /// # Errors
 /// Bad configs, missing data, unusable checkpoints, I/O failures, each with context.
 pub fn run(args: TrainArgs) -> anyhow::Result<()> {
-    let device = parse_device(&args.device)?;
+    let env = DistEnv::from_env().context("reading torchrun's environment")?;
+    let timeout = Duration::from_secs(args.dist_timeout.max(1));
+    if let (Some(n), 1) = (args.nproc, env.world_size) {
+        if n > 1 {
+            return crate::launch::launch(n, timeout, 0);
+        }
+    }
+    let mut device = parse_device(&args.device)?;
+    if let (Device::Cuda(_), true) = (device, env.world_size > 1) {
+        // One device per process, as torchrun's LOCAL_RANK says.
+        device = Device::Cuda(env.local_rank);
+    }
     super::set_threads(args.threads)?;
+    let parallel = if env.world_size > 1 {
+        let group = ProcessGroup::from_dist_env(&env, device, timeout).with_context(|| {
+            format!(
+                "joining the process group as rank {} of {} at {}:{}",
+                env.rank, env.world_size, env.master_addr, env.master_port
+            )
+        })?;
+        Some(DataParallel::new(Arc::new(group)))
+    } else {
+        None
+    };
+    let main = env.rank == 0;
     let (config, name) = match &args.config {
         Some(path) => {
             let cfg = TrainConfig::from_path(path, &args.overrides)
@@ -72,30 +109,54 @@ pub fn run(args: TrainArgs) -> anyhow::Result<()> {
             (cfg, "default".to_string())
         }
     };
-    let run_dir = args
-        .run_dir
-        .clone()
-        .unwrap_or_else(|| PathBuf::from("runs").join(format!("{name}-{}", utc_stamp())));
+    let run_dir = match (&args.run_dir, &parallel) {
+        (Some(dir), _) => dir.clone(),
+        (None, None) => PathBuf::from("runs").join(format!("{name}-{}", utc_stamp())),
+        // Every worker must name the same directory; their clocks may not agree on a stamp.
+        (None, Some(_)) => anyhow::bail!("data-parallel training needs --run-dir"),
+    };
     let stop = Arc::new(AtomicBool::new(false));
     install_ctrl_c(Arc::clone(&stop));
-    eprintln!(
-        "[train] {} on {} ({}), data {}, run dir {}",
-        config.arch.name(),
-        device_name(device),
-        tch::get_num_threads(),
-        config.data_path.display(),
-        run_dir.display()
-    );
-    let mut observer = TerminalObserver::new(!args.no_progress);
+    if main {
+        eprintln!(
+            "[train] {} on {} ({} threads{}), data {}, run dir {}",
+            config.arch.name(),
+            device_name(device),
+            tch::get_num_threads(),
+            parallel.as_ref().map_or(String::new(), |dp| format!(
+                ", {} processes",
+                dp.world_size()
+            )),
+            config.data_path.display(),
+            run_dir.display()
+        );
+    }
     let options = TrainOptions {
         resume: args.resume,
         stop: Some(stop),
         stop_at_step: args.stop_at_step,
+        parallel,
         ..TrainOptions::new(config, run_dir.clone(), device)
     };
-    let summary = train_with(options, &mut observer)
-        .with_context(|| format!("training in {}", run_dir.display()))?;
-    print_summary(&summary, &run_dir);
+    let result = if main {
+        train_with(options, &mut TerminalObserver::new(!args.no_progress))
+    } else {
+        train_with(options, &mut NoObserver)
+    };
+    let summary = result.with_context(|| {
+        format!(
+            "training in {}{}",
+            run_dir.display(),
+            if env.world_size > 1 {
+                format!(" (rank {} of {})", env.rank, env.world_size)
+            } else {
+                String::new()
+            }
+        )
+    })?;
+    if main {
+        print_summary(&summary, &run_dir);
+    }
     Ok(())
 }
 

@@ -17,6 +17,7 @@ use std::path::Path;
 use hrm_data::{Dataset, EvalSampler};
 
 use crate::arch::ArchModel;
+use crate::distributed::DataParallel;
 use crate::error::Result;
 use crate::train_step::direct_loss;
 
@@ -51,11 +52,45 @@ pub fn evaluate(
     device: Device,
     keep_outputs: bool,
 ) -> Result<EvalReport> {
+    evaluate_sharded(
+        model,
+        dataset,
+        head,
+        global_batch_size,
+        device,
+        keep_outputs,
+        None,
+    )
+}
+
+/// [`evaluate`] in a data-parallel run: each rank evaluates its rows of every global batch,
+/// and the metric sums and kept outputs are reduced so that every rank ends with the whole
+/// report. With `parallel` `None` this is [`evaluate`].
+///
+/// # Errors
+/// As [`evaluate`], and failed collectives.
+pub fn evaluate_sharded(
+    model: &ArchModel,
+    dataset: &Dataset,
+    head: &LossHead,
+    global_batch_size: usize,
+    device: Device,
+    keep_outputs: bool,
+    parallel: Option<&DataParallel>,
+) -> Result<EvalReport> {
     let _guard = tch::no_grad_guard();
     let dims = model.dims();
     let mut sums: BTreeMap<String, MetricValues> = BTreeMap::new();
     let mut outputs: BTreeMap<String, SetOutputs> = BTreeMap::new();
-    for batch in EvalSampler::new(dataset, global_batch_size)? {
+    let rows = match parallel {
+        Some(dp) => Some(dp.local_rows(global_batch_size)?),
+        None => None,
+    };
+    for global in EvalSampler::new(dataset, global_batch_size)? {
+        let batch = match &rows {
+            Some(r) => global.rows(r.clone())?,
+            None => global,
+        };
         let act_batch = ActBatch::from_host(
             batch
                 .inputs
@@ -103,6 +138,16 @@ pub fn evaluate(
             keep(&mut outputs, &batch, dataset, &logits, &q_halt, &labels)?;
         }
     }
+    if let Some(dp) = parallel {
+        for m in sums.values_mut() {
+            *m = dp.sum_metrics(m)?;
+        }
+        if keep_outputs {
+            for out in outputs.values_mut() {
+                reduce_outputs(dp, out, device)?;
+            }
+        }
+    }
     let mut overall = MetricValues::default();
     for m in sums.values() {
         overall.accumulate(m);
@@ -139,6 +184,23 @@ pub fn add_arc_voting(report: &mut EvalReport, dataset_dir: &Path, test: &Datase
         .0
         .insert("arc_pass_at_2".into(), voted.pass_at_2);
     report.arc = Some(voted);
+    Ok(())
+}
+
+/// Sums each rank's share of `out` (the rows of other ranks are zero here) so that every rank
+/// holds every example's outputs.
+fn reduce_outputs(dp: &DataParallel, out: &mut SetOutputs, device: Device) -> Result<()> {
+    let mut predictions = Tensor::from_slice(&out.predictions).to_device(device);
+    let mut q = Tensor::from_slice(&out.q_halt_logits).to_device(device);
+    let exact: Vec<i32> = out.exact.iter().map(|&e| i32::from(e)).collect();
+    let mut exact = Tensor::from_slice(&exact).to_device(device);
+    for t in [&mut predictions, &mut q, &mut exact] {
+        dp.group().all_reduce(t)?;
+    }
+    out.predictions = Vec::try_from(predictions.to_device(Device::Cpu))?;
+    out.q_halt_logits = Vec::try_from(q.to_device(Device::Cpu))?;
+    let exact: Vec<i32> = Vec::try_from(exact.to_device(Device::Cpu))?;
+    out.exact = exact.into_iter().map(|e| e > 0).collect();
     Ok(())
 }
 

@@ -106,6 +106,11 @@ impl AdamAtan2 {
         &self.cfg
     }
 
+    /// The parameters it updates.
+    pub fn params(&self) -> impl Iterator<Item = &Tensor> {
+        self.params.iter().map(|(_, p)| p)
+    }
+
     /// Clears the gradients of every parameter.
     pub fn zero_grad(&mut self) {
         for (_, p) in &self.params {
