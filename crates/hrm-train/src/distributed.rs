@@ -17,7 +17,7 @@
 //! A world of one process needs none of this: [`DataParallel`] is only built for more.
 
 use std::ops::Range;
-use std::sync::Arc;
+use std::rc::Rc;
 
 use tch::{Kind, Tensor};
 
@@ -30,12 +30,13 @@ use crate::error::{Result, TrainError};
 /// This process's place in a data-parallel run, and the collectives the loop needs.
 #[derive(Debug, Clone)]
 pub struct DataParallel {
-    group: Arc<ProcessGroup>,
+    group: Rc<ProcessGroup>,
 }
 
 impl DataParallel {
-    /// Data parallelism over `group`.
-    pub fn new(group: Arc<ProcessGroup>) -> Self {
+    /// Data parallelism over `group` (shared by the options, the optimisers and the
+    /// evaluation of one training thread: a process group is not `Sync`).
+    pub fn new(group: Rc<ProcessGroup>) -> Self {
         DataParallel { group }
     }
 

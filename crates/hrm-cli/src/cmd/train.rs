@@ -87,7 +87,7 @@ pub fn run(args: TrainArgs) -> anyhow::Result<()> {
                 env.rank, env.world_size, env.master_addr, env.master_port
             )
         })?;
-        Some(DataParallel::new(Arc::new(group)))
+        Some(DataParallel::new(std::rc::Rc::new(group)))
     } else {
         None
     };
