@@ -22,6 +22,7 @@ use crate::train_step::direct_loss;
 
 pub mod arc;
 pub mod outputs;
+pub mod vote;
 
 pub use arc::ArcReport;
 pub use outputs::SetOutputs;
