@@ -409,13 +409,13 @@ fn maze(args: MazeArgs) -> anyhow::Result<()> {
 }
 
 fn arc(args: ArcArgs) -> anyhow::Result<()> {
-    let tasks = load_tasks(&args.task)?;
     let common = &args.common;
     anyhow::ensure!(
         common.vote == 1,
         "--vote is for Sudoku and mazes: an ARC task votes over the augmented views its dataset \
          was built with (pass several --run to vote across models)"
     );
+    let tasks = load_tasks(&args.task)?;
     let (runs, device) = load(common)?;
     let loaded = &runs[0];
     let models: Vec<&ArchModel> = runs.iter().map(|r| &r.model).collect();
