@@ -206,7 +206,7 @@ fn the_model_solves_the_puzzles_it_was_trained_on() {
         256,
         &RolloutOptions {
             halt: HaltMode::Max,
-            trace_rows: Vec::new(),
+            ..RolloutOptions::default()
         },
         Device::Cpu,
     )
@@ -545,14 +545,13 @@ fn an_evaluation_report_has_metrics_charts_and_failures() {
     single_thread();
     let loaded = load_model(&t.run, Device::Cpu).expect("load");
     let report = write_report(
-        &loaded,
+        &[&loaded],
         &t.data,
         &ReportOptions {
-            out_dir: t.dir.join("report-train"),
             split: "train".into(),
             batch_size: 5,
             gallery: 2,
-            device: Device::Cpu,
+            ..ReportOptions::new(t.dir.join("report-train"), Device::Cpu)
         },
     )
     .expect("report on the training split");

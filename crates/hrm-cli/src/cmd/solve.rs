@@ -2,10 +2,12 @@
 //! answers, shows the ACT steps and Q-halt probabilities, and can draw a reasoning trace.
 //!
 //! A thin layer over [`crate::solve`]: parse the input (errors say exactly what is wrong),
-//! load the model ([`hrm_train::checkpoint::load_model`]), solve in batches, print text or one JSON
-//! object per puzzle (`--json`), and write the trace of the first puzzle (`--trace`,
-//! `--trace-json`). `hrm solve sudoku --file F --bench` times solving one puzzle at a time
-//! against a whole batch at once.
+//! load the model ([`hrm_train::checkpoint::load_model`]), solve (learned halting batches
+//! continuously), print text or one JSON object per puzzle (`--json`), and write the trace of
+//! the first puzzle (`--trace`, `--trace-json`). `--max-steps N` sets the test-time step cap;
+//! `--vote K` and several `--run`s vote over augmented views and models
+//! ([`crate::solve::vote`]). `hrm solve sudoku --file F --bench` times solving one puzzle at a
+//! time against a whole batch at once.
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -14,15 +16,19 @@ use anyhow::Context;
 
 use hrm_data::arc::load_tasks;
 use hrm_data::maze::encode_maze;
-use hrm_data::sudoku::{encode_board, Board};
+use hrm_data::maze::MazeVerdict;
+use hrm_data::sudoku::{encode_board, Board, SudokuVerdict};
 use hrm_data::Grid;
 
-use crate::solve::arc::{read_arc_identifiers, solve_arc_task, ArcAnswer};
+use crate::solve::arc::{read_arc_identifiers, solve_arc_task_runs, ArcAnswer};
 use crate::solve::maze::{read_puzzle, solve_mazes, MazeAnswer};
 use crate::solve::sudoku::{
     measure_throughput, parse_argument, read_puzzle_file, solve_sudoku, SudokuAnswer,
 };
-use crate::solve::{model_task, HaltMode, RolloutOptions, RowResult, Trace};
+use crate::solve::vote::{vote_mazes, vote_sudoku, MazeVote, SudokuVote, VoteOptions};
+use crate::solve::{model_task, Batching, HaltMode, RolloutOptions, RowResult, Trace};
+use hrm_train::arch::ArchModel;
+use hrm_train::eval::vote::VoteRun;
 use hrm_train::checkpoint::{load_model, LoadedModel};
 use hrm_train::device::{device_name, parse_device};
 
@@ -53,8 +59,9 @@ pub enum SolveTask {
 #[derive(Debug, clap::Args)]
 pub struct CommonArgs {
     /// The trained model: a run directory (its latest checkpoint) or a checkpoint directory.
-    #[arg(long, value_name = "DIR")]
-    pub run: PathBuf,
+    /// Repeat to vote with several models of the same task.
+    #[arg(long, value_name = "DIR", required = true)]
+    pub run: Vec<PathBuf>,
     /// `auto`, `cpu`, `cuda` or `cuda:N`.
     #[arg(long, default_value = "auto")]
     pub device: String,
@@ -68,6 +75,22 @@ pub struct CommonArgs {
     /// Puzzles (ARC: augmented views) solved together in one batch.
     #[arg(long, default_value_t = 256)]
     pub batch: usize,
+    /// Test-time step cap (default: the trained halt_max_steps; may be larger, for both
+    /// halting modes).
+    #[arg(long, value_name = "N")]
+    pub max_steps: Option<usize>,
+    /// How learned-halting puzzles share a batch: `continuous` (a halted puzzle's slot takes
+    /// the next one) or `lockstep` (a batch runs until its slowest puzzle halts).
+    #[arg(long, default_value = "continuous")]
+    pub batching: Batching,
+    /// Sudoku and mazes: answer each puzzle under K views (the puzzle and K-1 random
+    /// augmentations), undo them, and vote (weighted by sigmoid(q_halt)): two attempts,
+    /// pass@1 and pass@2.
+    #[arg(long, default_value_t = 1, value_name = "K")]
+    pub vote: usize,
+    /// Seed of the voting views' augmentations.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
     /// Draw the first puzzle's prediction after every ACT step into this PNG.
     #[arg(long, value_name = "PNG")]
     pub trace: Option<PathBuf>,
@@ -135,15 +158,28 @@ pub fn run(args: SolveArgs) -> anyhow::Result<()> {
     }
 }
 
-fn load(common: &CommonArgs) -> anyhow::Result<(LoadedModel, tch::Device)> {
+/// Loads every `--run`; the first is the one traced and benchmarked.
+fn load(common: &CommonArgs) -> anyhow::Result<(Vec<LoadedModel>, tch::Device)> {
     anyhow::ensure!(common.batch > 0, "--batch must be at least 1");
+    anyhow::ensure!(common.vote > 0, "--vote must be at least 1");
+    anyhow::ensure!(
+        common.max_steps != Some(0),
+        "--max-steps must be at least 1"
+    );
     let device = parse_device(&common.device)?;
-    let loaded = load_model(&common.run, device)
-        .with_context(|| format!("loading the model of {}", common.run.display()))?;
-    if loaded.ema {
-        eprintln!("[solve] using the run's EMA weights (ema = true), as its evaluation did");
+    let mut runs = Vec::with_capacity(common.run.len());
+    for run in &common.run {
+        let loaded = load_model(run, device)
+            .with_context(|| format!("loading the model of {}", run.display()))?;
+        if loaded.ema {
+            eprintln!(
+                "[solve] {}: using the run's EMA weights (ema = true), as its evaluation did",
+                run.display()
+            );
+        }
+        runs.push(loaded);
     }
-    Ok((loaded, device))
+    Ok((runs, device))
 }
 
 fn rollout_options(common: &CommonArgs) -> RolloutOptions {
@@ -154,6 +190,20 @@ fn rollout_options(common: &CommonArgs) -> RolloutOptions {
         } else {
             Vec::new()
         },
+        max_steps: common.max_steps,
+        batching: common.batching,
+    }
+}
+
+/// Whether to vote (several views or several models).
+fn voting(common: &CommonArgs) -> bool {
+    common.vote > 1 || common.run.len() > 1
+}
+
+fn vote_options(common: &CommonArgs) -> VoteOptions {
+    VoteOptions {
+        views: common.vote,
+        seed: common.seed,
     }
 }
 
@@ -164,8 +214,47 @@ fn sudoku(args: SudokuArgs) -> anyhow::Result<()> {
         (None, None) => anyhow::bail!("give a puzzle or --file FILE"),
     };
     let common = &args.common;
-    let (loaded, device) = load(common)?;
+    let (runs, device) = load(common)?;
+    let loaded = &runs[0];
     let model = &loaded.model;
+    if args.bench && voting(common) {
+        anyhow::bail!("--bench times one model on its own: drop --vote and the extra --run");
+    }
+    if voting(common) {
+        let models: Vec<&ArchModel> = runs.iter().map(|r| &r.model).collect();
+        let (votes, run) = vote_sudoku(
+            &models,
+            &puzzles,
+            vote_options(common),
+            common.batch,
+            &rollout_options(common),
+            device,
+        )?;
+        for (i, v) in votes.iter().enumerate() {
+            if common.json {
+                println!("{}", v.to_json());
+            } else {
+                print_sudoku_vote(i, v);
+            }
+        }
+        if let Some(first) = votes.first() {
+            write_trace(
+                common,
+                loaded,
+                &encode_board(&first.puzzle.board),
+                None,
+                &run.runs[0].rows[0],
+            )?;
+        }
+        vote_summary(
+            common,
+            votes.len(),
+            votes.iter().filter(|v| v.pass_at(1)).count(),
+            votes.iter().filter(|v| v.pass_at(2)).count(),
+            &run,
+        );
+        return Ok(());
+    }
     if args.bench {
         let t = measure_throughput(
             model,
@@ -176,12 +265,13 @@ fn sudoku(args: SudokuArgs) -> anyhow::Result<()> {
             device,
         )?;
         println!(
-            "hrm solve --bench: {} model, {} distinct puzzles, device {}, {} threads, halting {}",
+            "hrm solve --bench: {} model, {} distinct puzzles, device {}, {} threads, halting {} ({} batching)",
             model_task(&model.dims()).name(),
             puzzles.len(),
             device_name(device),
             tch::get_num_threads(),
-            common.halt
+            common.halt,
+            common.batching
         );
         println!(
             "  batch 1: {:.1} puzzles/s ({} puzzles one at a time)",
@@ -210,13 +300,13 @@ fn sudoku(args: SudokuArgs) -> anyhow::Result<()> {
         if common.json {
             println!("{}", a.to_json());
         } else {
-            print_sudoku(i, a, common.halt);
+            print_sudoku(i, a, common);
         }
     }
     if let Some(first) = answers.first() {
         write_trace(
             common,
-            &loaded,
+            loaded,
             &encode_board(&first.puzzle.board),
             None,
             &first.row,
@@ -244,7 +334,44 @@ fn maze(args: MazeArgs) -> anyhow::Result<()> {
         .map(|f| read_puzzle(f))
         .collect::<Result<Vec<_>, _>>()?;
     let common = &args.common;
-    let (loaded, device) = load(common)?;
+    let (runs, device) = load(common)?;
+    let loaded = &runs[0];
+    if voting(common) {
+        let models: Vec<&ArchModel> = runs.iter().map(|r| &r.model).collect();
+        let (votes, run) = vote_mazes(
+            &models,
+            &puzzles,
+            vote_options(common),
+            common.batch,
+            &rollout_options(common),
+            device,
+        )?;
+        for (i, v) in votes.iter().enumerate() {
+            if common.json {
+                println!("{}", v.to_json());
+            } else {
+                print_maze_vote(i, v);
+            }
+        }
+        if let Some(first) = votes.first() {
+            let label = first.puzzle.given.as_ref().map(encode_maze);
+            write_trace(
+                common,
+                loaded,
+                &encode_maze(&first.puzzle.maze),
+                label.as_deref(),
+                &run.runs[0].rows[0],
+            )?;
+        }
+        vote_summary(
+            common,
+            votes.len(),
+            votes.iter().filter(|v| v.pass_at(1)).count(),
+            votes.iter().filter(|v| v.pass_at(2)).count(),
+            &run,
+        );
+        return Ok(());
+    }
     let (answers, run) = solve_mazes(
         &loaded.model,
         &puzzles,
@@ -256,14 +383,14 @@ fn maze(args: MazeArgs) -> anyhow::Result<()> {
         if common.json {
             println!("{}", a.to_json());
         } else {
-            print_maze(i, a, common.halt);
+            print_maze(i, a, common);
         }
     }
     if let Some(first) = answers.first() {
         let label = first.puzzle.given.as_ref().map(encode_maze);
         write_trace(
             common,
-            &loaded,
+            loaded,
             &encode_maze(&first.puzzle.maze),
             label.as_deref(),
             &first.row,
@@ -282,9 +409,16 @@ fn maze(args: MazeArgs) -> anyhow::Result<()> {
 }
 
 fn arc(args: ArcArgs) -> anyhow::Result<()> {
-    let tasks = load_tasks(&args.task)?;
     let common = &args.common;
-    let (loaded, device) = load(common)?;
+    anyhow::ensure!(
+        common.vote == 1,
+        "--vote is for Sudoku and mazes: an ARC task votes over the augmented views its dataset \
+         was built with (pass several --run to vote across models)"
+    );
+    let tasks = load_tasks(&args.task)?;
+    let (runs, device) = load(common)?;
+    let loaded = &runs[0];
+    let models: Vec<&ArchModel> = runs.iter().map(|r| &r.model).collect();
     let data = args
         .data
         .clone()
@@ -300,7 +434,7 @@ fn arc(args: ArcArgs) -> anyhow::Result<()> {
             },
             ..rollout_options(common)
         };
-        let (answer, _) = solve_arc_task(&loaded.model, task, &ids, common.batch, &opts, device)
+        let (answer, _) = solve_arc_task_runs(&models, task, &ids, common.batch, &opts, device)
             .with_context(|| format!("task {}", task.id))?;
         if !answer.known_to_model {
             warn_unknown(&answer.task, &data, loaded.model.dims().puzzle_emb_ndim);
@@ -319,7 +453,7 @@ fn arc(args: ArcArgs) -> anyhow::Result<()> {
         if i == 0 {
             write_trace(
                 common,
-                &loaded,
+                loaded,
                 answer.view_input(0),
                 Some(answer.view_label(0)),
                 &answer.rows[0],
@@ -430,7 +564,7 @@ fn steps_line(row: &RowResult, halt: HaltMode, max: Option<usize>) -> String {
     s
 }
 
-fn print_sudoku(i: usize, a: &SudokuAnswer, halt: HaltMode) {
+fn print_sudoku(i: usize, a: &SudokuAnswer, common: &CommonArgs) {
     let b = &a.puzzle.board;
     let blanks = b.cells().iter().filter(|&&c| c == 0).count();
     println!(
@@ -449,8 +583,8 @@ fn print_sudoku(i: usize, a: &SudokuAnswer, halt: HaltMode) {
         side_by_side(&b.to_grid_string(), &a.solution.to_grid_string(), 3)
     );
     println!("answer: {}", a.solution.to_line());
-    println!("verdict: {}", sudoku_verdict(a));
-    println!("{}", steps_line(&a.row, halt, None));
+    println!("verdict: {}", sudoku_verdict(&a.puzzle.board, &a.solution, &a.verdict));
+    println!("{}", steps_line(&a.row, common.halt, common.max_steps));
     println!(
         "time: {:.2} ms (batch of {})\n",
         a.batch_seconds * 1e3,
@@ -458,24 +592,23 @@ fn print_sudoku(i: usize, a: &SudokuAnswer, halt: HaltMode) {
     );
 }
 
-fn sudoku_verdict(a: &SudokuAnswer) -> String {
-    let v = &a.verdict;
+fn sudoku_verdict(puzzle: &Board, solution: &Board, v: &SudokuVerdict) -> String {
     if v.solved() {
         return "solved (the rules hold, the givens are kept, no blank left)".into();
     }
     let mut problems = Vec::new();
     if !v.valid_rules {
-        match a.solution.first_conflict() {
+        match solution.first_conflict() {
             Some((d, unit)) => problems.push(format!("digit {d} appears twice in {unit}")),
             None => problems.push("breaks the rules".into()),
         }
     }
     if !v.agrees_with_givens {
-        let changed = changed_givens(&a.puzzle.board, &a.solution);
+        let changed = changed_givens(puzzle, solution);
         problems.push(format!("changes {changed} given(s)"));
     }
     if !v.complete {
-        let blanks = a.solution.cells().iter().filter(|&&c| c == 0).count();
+        let blanks = solution.cells().iter().filter(|&&c| c == 0).count();
         problems.push(format!("{blanks} cell(s) without a digit"));
     }
     format!("NOT solved: {}", problems.join("; "))
@@ -490,7 +623,7 @@ fn changed_givens(puzzle: &Board, solution: &Board) -> usize {
         .count()
 }
 
-fn print_maze(i: usize, a: &MazeAnswer, halt: HaltMode) {
+fn print_maze(i: usize, a: &MazeAnswer, common: &CommonArgs) {
     let m = &a.puzzle.maze;
     println!(
         "maze {} ({}): {}x{}",
@@ -500,20 +633,7 @@ fn print_maze(i: usize, a: &MazeAnswer, halt: HaltMode) {
         m.width()
     );
     print!("{}", a.predicted.to_text());
-    let v = &a.verdict;
-    let optimal = v
-        .optimal_length
-        .map_or("G is unreachable".to_string(), |l| {
-            format!("shortest is {l}")
-        });
-    let verdict = match (v.valid_path, v.shortest, v.length) {
-        (true, true, Some(l)) => format!("a valid shortest path of {l} steps"),
-        (true, false, Some(l)) => {
-            format!("a valid path of {l} steps, but not shortest ({optimal})")
-        }
-        _ => format!("NOT a valid start-to-goal path ({optimal})"),
-    };
-    println!("verdict: {verdict}");
+    println!("verdict: {}", maze_verdict(&a.verdict));
     if a.invalid_tokens > 0 {
         println!(
             "note: {} predicted token(s) were not maze characters",
@@ -526,8 +646,97 @@ fn print_maze(i: usize, a: &MazeAnswer, halt: HaltMode) {
             if same { "matched exactly" } else { "differs" }
         );
     }
-    println!("{}", steps_line(&a.row, halt, None));
+    println!("{}", steps_line(&a.row, common.halt, common.max_steps));
     println!("time: {:.2} ms (batch)\n", a.batch_seconds * 1e3);
+}
+
+fn maze_verdict(v: &MazeVerdict) -> String {
+    let optimal = v
+        .optimal_length
+        .map_or("G is unreachable".to_string(), |l| {
+            format!("shortest is {l}")
+        });
+    match (v.valid_path, v.shortest, v.length) {
+        (true, true, Some(l)) => format!("a valid shortest path of {l} steps"),
+        (true, false, Some(l)) => {
+            format!("a valid path of {l} steps, but not shortest ({optimal})")
+        }
+        _ => format!("NOT a valid start-to-goal path ({optimal})"),
+    }
+}
+
+fn print_sudoku_vote(i: usize, v: &SudokuVote) {
+    let b = &v.puzzle.board;
+    let blanks = b.cells().iter().filter(|&&c| c == 0).count();
+    println!(
+        "puzzle {} ({}): {n}x{n}, {blanks} blanks; {} views, {} distinct answer(s), mean {:.2} ACT steps per view",
+        i + 1,
+        v.puzzle.source,
+        v.views,
+        v.candidates,
+        v.mean_steps,
+        n = b.size()
+    );
+    if let Some(a) = v.attempts.first() {
+        let header = format!(
+            "{:<w$}   attempt 1\n",
+            "puzzle",
+            w = b.to_grid_string().lines().next().map_or(0, |l| l.len())
+        );
+        print!(
+            "{header}{}",
+            side_by_side(&b.to_grid_string(), &a.answer.to_grid_string(), 3)
+        );
+    }
+    for (k, a) in v.attempts.iter().enumerate() {
+        println!(
+            "attempt {}: {} ({} vote(s), mean confidence {:.3}) - {}",
+            k + 1,
+            a.answer.to_line(),
+            a.votes,
+            a.mean_confidence,
+            sudoku_verdict(b, &a.answer, &a.verdict)
+        );
+    }
+    println!();
+}
+
+fn print_maze_vote(i: usize, v: &MazeVote) {
+    let m = &v.puzzle.maze;
+    println!(
+        "maze {} ({}): {}x{}; {} views, {} distinct answer(s), mean {:.2} ACT steps per view",
+        i + 1,
+        v.puzzle.source.display(),
+        m.height(),
+        m.width(),
+        v.views,
+        v.candidates,
+        v.mean_steps
+    );
+    for (k, a) in v.attempts.iter().enumerate() {
+        println!(
+            "attempt {} ({} vote(s), mean confidence {:.3}): {}",
+            k + 1,
+            a.votes,
+            a.mean_confidence,
+            maze_verdict(&a.verdict)
+        );
+        print!("{}", a.answer.to_text());
+    }
+    println!();
+}
+
+fn vote_summary(common: &CommonArgs, n: usize, pass1: usize, pass2: usize, run: &VoteRun) {
+    let seconds: f64 = run.runs.iter().map(|r| r.total_seconds()).sum();
+    summary(
+        common.json,
+        &format!(
+            "voting over {} view(s) x {} run(s) (halting {}): pass@1 {pass1} of {n}, pass@2 {pass2} of {n} ({seconds:.3} s of model time)",
+            common.vote,
+            common.run.len(),
+            common.halt
+        ),
+    );
 }
 
 fn grid_text(rows: &[Vec<u8>]) -> String {

@@ -18,8 +18,12 @@
 //!   halting, each as input, label and prediction;
 //! - ARC only: `submission.json` (ARC Prize format) and `arc_results.json`.
 
+mod bench;
 mod compute;
 mod write;
+
+pub use bench::{bench_halting, HaltingBench};
+pub use compute::{PassTiming, VoteSummary};
 
 use std::path::{Path, PathBuf};
 
@@ -32,6 +36,8 @@ use hrm_train::arch::ArchModel;
 use hrm_train::checkpoint::LoadedModel;
 use hrm_train::eval::arc::{is_arc_dataset, ArcReport};
 use hrm_train::eval::EvalReport;
+use hrm_train::rollout::steps::SweepPoint;
+use hrm_train::rollout::{Batching, HaltMode};
 use hrm_train::run_dir::write_atomic;
 use hrm_train::{Result, TrainError};
 
@@ -49,12 +55,45 @@ pub struct ReportOptions {
     pub out_dir: PathBuf,
     /// The split to evaluate (`test`).
     pub split: String,
-    /// Examples per batch.
+    /// Examples per batch (slots of the continuous learned-halting pass).
     pub batch_size: usize,
     /// Failures drawn in the gallery.
     pub gallery: usize,
     /// Where to run.
     pub device: Device,
+    /// The step cap of learned halting and of the max-step answers (`None`: the trained
+    /// `halt_max_steps`; the reference evaluation always runs `halt_max_steps`).
+    pub max_steps: Option<usize>,
+    /// How the learned-halting pass batches its rows.
+    pub batching: Batching,
+    /// Step caps at which to measure accuracy (empty: no sweep).
+    pub steps_sweep: Vec<usize>,
+    /// Views per example for voting (1 with one run: no voting).
+    pub vote: usize,
+    /// Seed of the voting views' augmentations.
+    pub vote_seed: u64,
+    /// Halting of the voting views' rollouts.
+    pub vote_halt: HaltMode,
+}
+
+impl ReportOptions {
+    /// The defaults of `hrm eval`: split `test`, batches of 256, 6 failures, the trained step
+    /// cap, continuous batching, no sweep and no voting.
+    pub fn new(out_dir: impl Into<PathBuf>, device: Device) -> ReportOptions {
+        ReportOptions {
+            out_dir: out_dir.into(),
+            split: "test".into(),
+            batch_size: 256,
+            gallery: 6,
+            device,
+            max_steps: None,
+            batching: Batching::Continuous,
+            steps_sweep: Vec::new(),
+            vote: 1,
+            vote_seed: 0,
+            vote_halt: HaltMode::Learned,
+        }
+    }
 }
 
 /// Exactness, token accuracy and steps under one halting mode.
@@ -129,18 +168,30 @@ pub struct Report {
     pub task: TaskKind,
     /// Examples evaluated.
     pub examples: usize,
+    /// The trained `halt_max_steps` (the reference evaluation's steps).
+    pub halt_max_steps: usize,
+    /// The step cap of learned halting and of `at_max`.
+    pub step_cap: usize,
     /// The reference's evaluation.
     pub reference: EvalReport,
-    /// Under learned halting.
+    /// Under learned halting (capped at `step_cap`).
     pub learned: HaltingSummary,
-    /// After `halt_max_steps` steps (from the second pass).
+    /// After `step_cap` steps.
     pub at_max: HaltingSummary,
-    /// `(steps, examples)` for steps `1..=halt_max_steps`, under learned halting.
+    /// Time and compute of the learned-halting and max-step passes.
+    pub timing: PassTiming,
+    /// `(steps, examples)` for steps `1..=step_cap`, under learned halting.
     pub steps_histogram: Vec<(usize, u64)>,
     /// Accuracy by difficulty (Sudoku and mazes).
     pub breakdown: Option<Breakdown>,
-    /// ARC voting results.
+    /// ARC voting results of the reference evaluation.
     pub arc: Option<ArcReport>,
+    /// ARC voting over the answers of learned halting.
+    pub arc_learned: Option<ArcReport>,
+    /// Accuracy against test-time steps.
+    pub sweep: Option<Vec<SweepPoint>>,
+    /// Voting over augmentations and runs.
+    pub vote: Option<VoteSummary>,
     /// Examples answered wrongly under learned halting.
     pub failures: usize,
     /// Files written.
@@ -153,7 +204,7 @@ impl Report {
         let mut s = format!("{} examples ({})\n", self.examples, self.task.name());
         s.push_str(&format!(
             "  reference evaluation (all {} steps): {}\n",
-            self.steps_histogram.len(),
+            self.halt_max_steps,
             crate::progress::format_eval(&self.reference)
         ));
         for (set, m) in &self.reference.sets {
@@ -164,9 +215,22 @@ impl Report {
                 m.get("count")
             ));
         }
+        let per_second = |n: usize, secs: f64| n as f64 / secs.max(1e-12);
         s.push_str(&format!(
-            "  learned halting: exact {:.4}, token accuracy {:.4}, mean steps {:.2}\n",
-            self.learned.exact_accuracy, self.learned.token_accuracy, self.learned.mean_steps
+            "  learned halting (at most {} steps, {} batching): exact {:.4}, token accuracy {:.4}, mean steps {:.2}, {:.1} puzzles/s\n",
+            self.step_cap,
+            self.timing.learned_batching,
+            self.learned.exact_accuracy,
+            self.learned.token_accuracy,
+            self.learned.mean_steps,
+            per_second(self.examples, self.timing.learned_seconds)
+        ));
+        s.push_str(&format!(
+            "  all {} steps: exact {:.4}, token accuracy {:.4}, {:.1} puzzles/s\n",
+            self.step_cap,
+            self.at_max.exact_accuracy,
+            self.at_max.token_accuracy,
+            per_second(self.examples, self.timing.max_seconds)
         ));
         let hist: Vec<String> = self
             .steps_histogram
@@ -202,6 +266,34 @@ impl Report {
                 a.pass_at_1,
                 a.pass_at_2,
                 a.tasks.len()
+            ));
+        }
+        if let Some(a) = &self.arc_learned {
+            s.push_str(&format!(
+                "  ARC, learned halting: pass@1 {:.4}, pass@2 {:.4}\n",
+                a.pass_at_1, a.pass_at_2
+            ));
+        }
+        if let Some(points) = &self.sweep {
+            s.push_str("  exact by step cap (max | learned, mean steps):");
+            for p in points {
+                s.push_str(&format!(
+                    " {}: {:.3} | {:.3}, {:.2};",
+                    p.steps, p.exact_max, p.exact_learned, p.mean_steps_learned
+                ));
+            }
+            s.push('\n');
+        }
+        if let Some(v) = &self.vote {
+            s.push_str(&format!(
+                "  voting ({} views x {} run(s), halting {}): pass@1 {:.4}, pass@2 {:.4} (one view: {:.4}), mean steps {:.2}\n",
+                v.views,
+                v.runs.len(),
+                v.halt,
+                v.pass_at_1,
+                v.pass_at_2,
+                v.single_view_exact,
+                v.mean_steps
             ));
         }
         s.push_str(&format!(
@@ -248,14 +340,19 @@ pub fn check_dataset_fits(ds: &Dataset, model: &ArchModel) -> Result<()> {
     }
     Ok(())
 }
-/// Evaluates `loaded` on split `opts.split` of `data_dir` and writes the report files.
+/// Evaluates `runs[0]` on split `opts.split` of `data_dir` and writes the report files; the
+/// other runs only take part in the vote.
 ///
 /// # Errors
-/// [`TrainError::Dataset`] for a missing or unfit split, the evaluation's errors, and I/O
-/// errors naming the file.
-pub fn write_report(loaded: &LoadedModel, data_dir: &Path, opts: &ReportOptions) -> Result<Report> {
-    let evaluated = compute::evaluate_split(loaded, data_dir, opts)?;
-    write::write_files(loaded, data_dir, opts, evaluated)
+/// [`TrainError::Dataset`] for a missing or unfit split, [`TrainError::Config`] for no run, the
+/// evaluation's errors, and I/O errors naming the file.
+pub fn write_report(
+    runs: &[&LoadedModel],
+    data_dir: &Path,
+    opts: &ReportOptions,
+) -> Result<Report> {
+    let evaluated = compute::evaluate_split(runs, data_dir, opts)?;
+    write::write_files(runs[0], data_dir, opts, evaluated)
 }
 
 #[cfg(test)]

@@ -14,6 +14,7 @@ use hrm_train::{Result, TrainError};
 use super::compute::{breakdown, summarise, Evaluated};
 use super::*;
 use crate::plot::{Histogram, LineChart, Series};
+use hrm_train::rollout::steps::SweepPoint;
 
 /// Writes the report files of `ev` into `opts.out_dir` and returns what was found and written.
 ///
@@ -27,12 +28,18 @@ pub(super) fn write_files(
 ) -> Result<Report> {
     let Evaluated {
         kind,
-        max_steps,
+        halt_max_steps,
+        step_cap,
         reference,
         arc: arc_report,
+        arc_learned,
         results,
         failures,
+        timing,
+        sweep,
+        vote,
     } = ev;
+    let max_steps = step_cap;
     std::fs::create_dir_all(&opts.out_dir).map_err(|source| TrainError::Io {
         path: opts.out_dir.clone(),
         source,
@@ -73,6 +80,18 @@ pub(super) fn write_files(
         files.push(png);
     }
 
+    if let Some(points) = &sweep {
+        let json = serde_json::json!({
+            "halt_max_steps": halt_max_steps,
+            "examples": results.len(),
+            "points": points,
+        });
+        files.push(write_json(&opts.out_dir.join("steps_sweep.json"), &json)?);
+        let png = opts.out_dir.join("steps_sweep.png");
+        sweep_chart(points, halt_max_steps).save_png(&png, 720, 440)?;
+        files.push(png);
+    }
+
     let gallery = opts.out_dir.join("failures.png");
     gallery_canvas(kind, &failures, results.len()).save_png(&gallery)?;
     files.push(gallery);
@@ -86,11 +105,15 @@ pub(super) fn write_files(
         "split": opts.split,
         "task": kind.name(),
         "examples": results.len(),
-        "halt_max_steps": max_steps,
+        "halt_max_steps": halt_max_steps,
+        "step_cap": step_cap,
         "sets": reference.sets,
         "overall": reference.overall,
         "learned_halting": learned,
         "max_steps": at_max,
+        "timing": timing,
+        "steps_sweep": sweep,
+        "vote": vote,
         "steps_histogram": steps_histogram
             .iter()
             .map(|&(k, n)| serde_json::json!({ "steps": k, "count": n }))
@@ -102,6 +125,10 @@ pub(super) fn write_files(
             "tasks": a.tasks.len(),
             "unmatched_views": a.unmatched_views,
         })),
+        "arc_learned": arc_learned.as_ref().map(|a| serde_json::json!({
+            "pass_at_1": a.pass_at_1,
+            "pass_at_2": a.pass_at_2,
+        })),
     });
     let metrics_path = write_json(&opts.out_dir.join("metrics.json"), &metrics)?;
     files.insert(0, metrics_path);
@@ -109,12 +136,18 @@ pub(super) fn write_files(
     Ok(Report {
         task: kind,
         examples: results.len(),
+        halt_max_steps,
+        step_cap,
         reference,
         learned,
         at_max,
+        timing,
         steps_histogram,
         breakdown,
         arc: arc_report,
+        arc_learned,
+        sweep,
+        vote,
         failures: n_failures,
         files,
     })
@@ -149,6 +182,25 @@ fn breakdown_chart(b: &Breakdown) -> LineChart {
             series("exact, learned halting", &|k| k.exact_learned),
             series("exact, all steps", &|k| k.exact_max),
             series("token accuracy", &|k| k.token_accuracy),
+        ],
+        y_range: Some((0.0, 1.0)),
+    }
+}
+
+/// Exactness against the step cap, for both halting modes, with the trained cap in the title.
+fn sweep_chart(points: &[SweepPoint], halt_max_steps: usize) -> LineChart {
+    let series = |name: &str, f: &dyn Fn(&SweepPoint) -> f64| Series {
+        name: name.into(),
+        points: points.iter().map(|p| (p.steps as f64, f(p))).collect(),
+    };
+    LineChart {
+        title: format!("accuracy against test-time steps (trained with halt_max_steps {halt_max_steps})"),
+        x_label: "step cap (ACT steps)".into(),
+        y_label: "share".into(),
+        series: vec![
+            series("exact, all steps", &|p| p.exact_max),
+            series("exact, learned halting", &|p| p.exact_learned),
+            series("token accuracy, all steps", &|p| p.token_accuracy_max),
         ],
         y_range: Some((0.0, 1.0)),
     }

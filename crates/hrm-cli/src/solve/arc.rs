@@ -103,10 +103,13 @@ pub struct ArcAnswer {
     pub known_to_model: bool,
     /// Per test input.
     pub tests: Vec<ArcTestAnswer>,
-    /// Per view, what it is.
+    /// Per view, what it is (repeated for each model when several voted).
     pub views: Vec<TestView>,
-    /// Per view, the model's result (in the view's orientation and colours).
+    /// Per view, the model's result (in the view's orientation and colours); with several
+    /// models, all views of the first model, then all of the second, and so on.
     pub rows: Vec<RowResult>,
+    /// Models that voted.
+    pub models: usize,
     /// `[views * 900]` input tokens of the views.
     pub inputs: Vec<i32>,
     /// `[views * 900]` label tokens of the views (the augmented known output, -100 where not
@@ -117,14 +120,14 @@ pub struct ArcAnswer {
 }
 
 impl ArcAnswer {
-    /// The input tokens of view `i` (empty past the last view).
+    /// The input tokens of view `i` of the first model (empty past its last view).
     pub fn view_input(&self, i: usize) -> &[i32] {
         self.inputs
             .get(i * ARC_SEQ_LEN..(i + 1) * ARC_SEQ_LEN)
             .unwrap_or(&[])
     }
 
-    /// The label tokens of view `i` (empty past the last view).
+    /// The label tokens of view `i` of the first model (empty past its last view).
     pub fn view_label(&self, i: usize) -> &[i32] {
         self.labels
             .get(i * ARC_SEQ_LEN..(i + 1) * ARC_SEQ_LEN)
@@ -154,6 +157,7 @@ impl ArcAnswer {
             "task": "arc",
             "id": self.task,
             "known_to_model": self.known_to_model,
+            "models": self.models,
             "tests": tests,
             "mean_steps": steps.iter().sum::<usize>() as f64 / steps.len().max(1) as f64,
             "seconds": self.seconds,
@@ -175,7 +179,33 @@ pub fn solve_arc_task(
     opts: &RolloutOptions,
     device: Device,
 ) -> Result<(ArcAnswer, SolveRun)> {
-    check_task(&model.dims(), TaskKind::Arc)?;
+    let (answer, mut runs) =
+        solve_arc_task_runs(&[model], task, identifiers, batch_size, opts, device)?;
+    Ok((answer, runs.remove(0)))
+}
+
+/// Solves one task with several models trained on the same dataset (the same puzzle
+/// identifiers): every model answers every view, and all their answers vote together.
+///
+/// # Errors
+/// As [`solve_arc_task`] for each model; [`TrainError::Config`] for no model.
+pub fn solve_arc_task_runs(
+    models: &[&ArchModel],
+    task: &ArcTask,
+    identifiers: &ArcIdentifiers,
+    batch_size: usize,
+    opts: &RolloutOptions,
+    device: Device,
+) -> Result<(ArcAnswer, Vec<SolveRun>)> {
+    if models.is_empty() {
+        return Err(TrainError::Config {
+            key: "run".into(),
+            reason: "an ARC task needs at least one model".into(),
+        });
+    }
+    for m in models {
+        check_task(&m.dims(), TaskKind::Arc)?;
+    }
     if task.test.is_empty() {
         return Err(TrainError::Dataset {
             path: task.source.clone(),
@@ -192,21 +222,26 @@ pub fn solve_arc_task(
     let labels = tb.batch.labels.as_standard_layout();
     let labels = labels.as_slice().map(<[i32]>::to_vec).unwrap_or_default();
     let ids = tb.batch.puzzle_identifiers.to_vec();
-    let run = solve_rows(model, &inputs, &ids, batch_size, opts, device)?;
+    let runs = models
+        .iter()
+        .map(|m| solve_rows(m, &inputs, &ids, batch_size, opts, device))
+        .collect::<Result<Vec<SolveRun>>>()?;
     let mut tests = Vec::new();
     for (k, pair) in task.test.iter().enumerate() {
         let mut preds = Vec::new();
         let mut views = 0;
-        for (view, row) in tb.views.iter().zip(&run.rows) {
-            if view.test_index != k {
-                continue;
-            }
-            views += 1;
-            if let Some(g) = tokens_to_grid(&row.prediction) {
-                preds.push((
-                    view.augmentation.invert(&g),
-                    sigmoid(row.q_halt_at_answer()),
-                ));
+        for run in &runs {
+            for (view, row) in tb.views.iter().zip(&run.rows) {
+                if view.test_index != k {
+                    continue;
+                }
+                views += 1;
+                if let Some(g) = tokens_to_grid(&row.prediction) {
+                    preds.push((
+                        view.augmentation.invert(&g),
+                        sigmoid(row.q_halt_at_answer()),
+                    ));
+                }
             }
         }
         let voting_views = preds.len();
@@ -222,11 +257,15 @@ pub fn solve_arc_task(
         task: task.id.clone(),
         known_to_model,
         tests,
-        views: tb.views,
-        rows: run.rows.clone(),
+        views: runs
+            .iter()
+            .flat_map(|_| tb.views.iter().cloned())
+            .collect(),
+        rows: runs.iter().flat_map(|r| r.rows.iter().cloned()).collect(),
+        models: models.len(),
         inputs,
         labels,
-        seconds: run.total_seconds(),
+        seconds: runs.iter().map(SolveRun::total_seconds).sum(),
     };
-    Ok((answer, run))
+    Ok((answer, runs))
 }

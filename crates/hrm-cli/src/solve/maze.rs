@@ -120,18 +120,12 @@ pub fn decode_lenient(tokens: &[i32], input: &Maze) -> Result<(Maze, usize)> {
     Ok((Maze::new(input.height(), input.width(), cells)?, invalid))
 }
 
-/// Solves mazes in batches of at most `batch_size`.
+/// The model input of mazes: `[n * S]` tokens.
 ///
 /// # Errors
 /// [`TrainError::Config`] when the model was not trained on mazes of this side (naming the
-/// file), and the errors of [`solve_rows`].
-pub fn solve_mazes(
-    model: &ArchModel,
-    puzzles: &[MazePuzzle],
-    batch_size: usize,
-    opts: &RolloutOptions,
-    device: Device,
-) -> Result<(Vec<MazeAnswer>, SolveRun)> {
+/// file).
+pub fn encode_mazes(model: &ArchModel, puzzles: &[MazePuzzle]) -> Result<Vec<i32>> {
     let dims = model.dims();
     let mut inputs = Vec::new();
     for p in puzzles {
@@ -153,6 +147,21 @@ pub fn solve_mazes(
         })?;
         inputs.extend(encode_maze(&p.maze));
     }
+    Ok(inputs)
+}
+
+/// Solves mazes with at most `batch_size` computed together.
+///
+/// # Errors
+/// As [`encode_mazes`], and the errors of [`solve_rows`].
+pub fn solve_mazes(
+    model: &ArchModel,
+    puzzles: &[MazePuzzle],
+    batch_size: usize,
+    opts: &RolloutOptions,
+    device: Device,
+) -> Result<(Vec<MazeAnswer>, SolveRun)> {
+    let inputs = encode_mazes(model, puzzles)?;
     let ids = vec![0; puzzles.len()];
     let run = solve_rows(model, &inputs, &ids, batch_size, opts, device)?;
     let mut answers = Vec::with_capacity(puzzles.len());

@@ -6,10 +6,12 @@
 //! solution) and says how it got there: the ACT steps it used and the Q-halt probability
 //! `sigmoid(q_halt)` after each step.
 //!
-//! - [`mod@rollout`]: the inference rollout behind everything here, with learned or maximal
-//!   halting ([`HaltMode`]), every step's Q values and, for traced rows, every step's
-//!   prediction; batched ([`solve_rows`]).
+//! - [`mod@rollout`] (from `hrm-train`): the inference rollout behind everything here, with
+//!   learned or maximal halting ([`HaltMode`]) and a test-time step cap, every step's Q values
+//!   and, for traced rows, every step's prediction; learned halting batches continuously (a
+//!   halted puzzle's slot takes the next one, [`Batching`]), all through [`solve_rows`].
 //! - [`sudoku`], [`maze`], [`arc`]: puzzles in, checked answers out.
+//! - [`vote`]: Sudoku and mazes answered under several augmentations and models, voted.
 //! - [`trace`]: one puzzle's predictions step by step, as a PNG strip and as JSON.
 //!
 //! There is no reference counterpart for solving single puzzles: the reference only evaluates
@@ -21,10 +23,11 @@ pub mod maze;
 
 pub mod sudoku;
 pub mod trace;
+pub mod vote;
 
 pub use hrm_train::rollout::{
     is_exact, learned_rule_halts, rollout, sigmoid, solve_rows, synchronize, token_accuracy,
-    HaltMode, RolloutOptions, RowResult, SolveRun,
+    Batching, HaltMode, RolloutOptions, RowResult, SolveRun,
 };
 pub use trace::{Trace, TraceStep};
 

@@ -19,6 +19,7 @@ use hrm_data::arc::{read_test_puzzles, tokens_to_grid, ArcTask};
 use hrm_data::{parse_identifier, read_identifiers, Dataset, Grid};
 
 use super::outputs::SetOutputs;
+use super::vote::rank_answers;
 use crate::error::{Result, TrainError};
 
 /// One candidate answer for one test input.
@@ -33,40 +34,16 @@ pub struct Candidate {
 }
 
 /// Ranks predictions `(grid, confidence)` of one test input: most votes first, ties by mean
-/// confidence, then by first appearance.
+/// confidence, then by first appearance ([`rank_answers`] on grids).
 pub fn rank_candidates(predictions: impl IntoIterator<Item = (Grid, f64)>) -> Vec<Candidate> {
-    let mut order: Vec<Grid> = Vec::new();
-    let mut stats: BTreeMap<Vec<Vec<u8>>, (usize, f64, usize)> = BTreeMap::new();
-    for (grid, q) in predictions {
-        let key = grid.to_rows();
-        let first = order.len();
-        let e = stats.entry(key).or_insert_with(|| {
-            order.push(grid.clone());
-            (0, 0.0, first)
-        });
-        e.0 += 1;
-        e.1 += q;
-    }
-    let mut ranked: Vec<(Candidate, usize)> = stats
+    rank_answers(predictions.into_iter().map(|(g, q)| (g.to_rows(), q)))
         .into_iter()
-        .map(|(grid, (votes, sum_q, first))| {
-            (
-                Candidate {
-                    grid,
-                    votes,
-                    mean_confidence: sum_q / votes as f64,
-                },
-                first,
-            )
+        .map(|r| Candidate {
+            grid: r.answer,
+            votes: r.votes,
+            mean_confidence: r.mean_confidence,
         })
-        .collect();
-    ranked.sort_by(|(a, fa), (b, fb)| {
-        b.votes
-            .cmp(&a.votes)
-            .then(b.mean_confidence.total_cmp(&a.mean_confidence))
-            .then(fa.cmp(fb))
-    });
-    ranked.into_iter().map(|(c, _)| c).collect()
+        .collect()
 }
 
 /// The outcome for one test input of a task.

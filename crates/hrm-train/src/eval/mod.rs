@@ -23,6 +23,7 @@ use crate::train_step::direct_loss;
 
 pub mod arc;
 pub mod outputs;
+pub mod vote;
 
 pub use arc::ArcReport;
 pub use outputs::SetOutputs;

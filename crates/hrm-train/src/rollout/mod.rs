@@ -1,4 +1,4 @@
-//! An inference rollout that records every ACT step: the Q-halt and Q-continue logits of each
+//! Inference rollouts that record every ACT step: the Q-halt and Q-continue logits of each
 //! row at each step, the step at which each row halts under the learned rule, the prediction at
 //! that step and at the last step run, and (for chosen rows) the prediction after every step.
 //!
@@ -6,14 +6,29 @@
 //! always runs `halt_max_steps` ACT steps and keeps only the last one. A model used as a tool
 //! halts when its Q head says so: the training rule of the model's [`HaltRule`] (`q_halt >
 //! q_continue` for HRM, `q_halt > 0` for TRM's default), without exploration, applied per row at
-//! inference, with `halt_max_steps` as the cap (the HRM paper, section 2.3, "inference-time
-//! scaling"). [`HaltMode::Max`] always runs the cap, as the reference's evaluation does, and
-//! still records where the learned rule would have stopped. Baselines without ACT
-//! ([`ArchModel::Direct`]) answer in one step and have no Q values.
+//! inference, with a step cap (the HRM paper, section 2.3, "inference-time scaling"; the cap is
+//! `halt_max_steps` unless [`RolloutOptions::max_steps`] raises or lowers it). [`HaltMode::Max`]
+//! always runs the cap, as the reference's evaluation does, and still records where the learned
+//! rule would have stopped. Baselines without ACT ([`ArchModel::Direct`]) answer in one step and
+//! have no Q values.
 //!
-//! The rows of a batch run together: under [`HaltMode::Learned`] the batch keeps stepping until
-//! every row has halted, and a halted row's answer is frozen at its halting step, which is what
-//! running each row on its own would give (rows never interact).
+//! Two ways to batch rows ([`Batching`]):
+//! - [`Batching::Lockstep`] ([`rollout`]): the rows of a batch start together and the batch
+//!   keeps stepping until every row has halted; a halted row's answer is frozen at its halting
+//!   step. Always used for [`HaltMode::Max`], where every row runs the same steps, so that it
+//!   stays the reference's evaluation to the bit.
+//! - [`Batching::Continuous`] ([`continuous`], the default for [`HaltMode::Learned`]): a row
+//!   that halts leaves the batch at once and the next puzzle takes its slot, its carry reset by
+//!   the ACT wrapper's own reset of halted rows ([`hrm_act::act_step`]). No row waits for a
+//!   slower one, so the compute spent is the sum of the steps each puzzle needs.
+//!
+//! Both give every row the answer it would get alone (rows never interact): the same tokens and
+//! step counts, and Q logits equal up to the rounding of batched kernels.
+//!
+//! [`steps`] scores every step of a rollout against labels, for accuracy-against-steps curves.
+
+pub mod continuous;
+pub mod steps;
 
 use std::collections::BTreeMap;
 use std::time::Instant;
@@ -21,7 +36,7 @@ use std::time::Instant;
 use tch::{Device, Kind, Tensor};
 
 use hrm_act::{act_step, ActBatch, ActCarry, IGNORE_LABEL_ID};
-use hrm_core::{HaltRule, Mode};
+use hrm_core::{CoreDims, HaltRule, Mode};
 
 use crate::arch::ArchModel;
 use crate::error::{Result, TrainError};
@@ -131,24 +146,102 @@ impl RowResult {
     }
 }
 
-/// How to run a batch.
+/// How the rows of a learned-halting rollout share the batch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Batching {
+    /// A halted row leaves the batch and the next puzzle takes its slot ([`continuous`]).
+    #[default]
+    Continuous,
+    /// The rows of a batch start together and the batch runs until its slowest row halts
+    /// ([`rollout`]).
+    Lockstep,
+}
+
+impl Batching {
+    /// `continuous` or `lockstep`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Batching::Continuous => "continuous",
+            Batching::Lockstep => "lockstep",
+        }
+    }
+}
+
+impl std::fmt::Display for Batching {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl std::str::FromStr for Batching {
+    type Err = TrainError;
+    fn from_str(s: &str) -> Result<Self> {
+        match s {
+            "continuous" => Ok(Batching::Continuous),
+            "lockstep" => Ok(Batching::Lockstep),
+            other => Err(TrainError::Config {
+                key: "batching".into(),
+                reason: format!("`{other}` is not one of continuous, lockstep"),
+            }),
+        }
+    }
+}
+
+/// How to run rows.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct RolloutOptions {
     /// When rows stop.
     pub halt: HaltMode,
     /// Rows (global indices over everything solved) whose every step's prediction is kept.
     pub trace_rows: Vec<usize>,
+    /// The step cap (test-time steps); `None` is the model's `halt_max_steps`. It may exceed
+    /// `halt_max_steps`: the model then runs past the steps it was trained for. Ignored by
+    /// models without ACT.
+    pub max_steps: Option<usize>,
+    /// How learned-halting rows share a batch ([`HaltMode::Max`] always runs in lockstep).
+    pub batching: Batching,
 }
 
-/// The result of solving many rows in batches.
+impl RolloutOptions {
+    /// The step cap for a model of `dims`: [`RolloutOptions::max_steps`] or `halt_max_steps`.
+    ///
+    /// # Errors
+    /// [`TrainError::Config`] (key `max_steps`) for a cap of 0.
+    pub fn step_cap(&self, dims: &CoreDims) -> Result<usize> {
+        match self.max_steps {
+            Some(0) => Err(TrainError::Config {
+                key: "max_steps".into(),
+                reason: "the step cap must be at least 1".into(),
+            }),
+            Some(n) => Ok(n),
+            None => Ok(dims.halt_max_steps.max(1) as usize),
+        }
+    }
+
+    /// Whether these options run through [`continuous::solve_continuous`] for `model`.
+    pub fn is_continuous(&self, model: &ArchModel) -> bool {
+        self.halt == HaltMode::Learned
+            && self.batching == Batching::Continuous
+            && matches!(model, ArchModel::Recurrent(_))
+    }
+}
+
+/// The result of solving many rows.
 #[derive(Debug, Clone, PartialEq)]
 pub struct SolveRun {
     /// One result per input row, in input order.
     pub rows: Vec<RowResult>,
-    /// Wall seconds of each batch (device synchronised), in order.
+    /// Wall seconds of each batch (device synchronised), in order. A continuous run is one
+    /// batch of all its rows.
     pub batch_seconds: Vec<f64>,
     /// Rows per batch, in order.
     pub batch_sizes: Vec<usize>,
+    /// ACT calls (model forwards) made.
+    pub calls: usize,
+    /// Rows computed over all calls (a batch of 8 rows stepped 4 times is 32): the compute
+    /// spent, including rows that had halted but waited for their batch.
+    pub row_steps: usize,
 }
 
 impl SolveRun {
@@ -160,6 +253,11 @@ impl SolveRun {
     /// Rows solved per second over all batches.
     pub fn rows_per_second(&self) -> f64 {
         self.rows.len() as f64 / self.total_seconds().max(1e-12)
+    }
+
+    /// Mean ACT steps of the answers (`halt_step`).
+    pub fn mean_steps(&self) -> f64 {
+        self.rows.iter().map(|r| r.halt_step as f64).sum::<f64>() / self.rows.len().max(1) as f64
     }
 
     /// The index of the batch that row `row` ran in.
@@ -175,13 +273,15 @@ impl SolveRun {
     }
 }
 
-/// Solves `n` rows (`inputs` is `[n * S]`, `puzzle_identifiers` `[n]`) in batches of at most
-/// `batch_size` rows.
+/// Solves `n` rows (`inputs` is `[n * S]`, `puzzle_identifiers` `[n]`) with at most
+/// `batch_size` rows computed together: continuously ([`continuous::solve_continuous`]) when
+/// [`RolloutOptions::is_continuous`], else in lockstep batches of `batch_size` ([`rollout`]).
 ///
 /// # Errors
-/// [`TrainError::Shape`] for inputs that are not `n * S` long or a zero batch size, and the
-/// range errors of [`ActBatch::from_host`] for tokens or identifiers the model cannot take
-/// (checked on the host before anything reaches the device).
+/// [`TrainError::Shape`] for inputs that are not `n * S` long or a zero batch size,
+/// [`TrainError::Config`] for a step cap of 0, and the range errors of
+/// [`ActBatch::from_host`] for tokens or identifiers the model cannot take (checked on the
+/// host before anything reaches the device).
 pub fn solve_rows(
     model: &ArchModel,
     inputs: &[i32],
@@ -204,10 +304,23 @@ pub fn solve_rows(
             inputs.len()
         )));
     }
+    let cap = opts.step_cap(&dims)?;
+    if let (true, ArchModel::Recurrent(core)) = (opts.is_continuous(model), model) {
+        return continuous::solve_continuous(
+            core.as_ref(),
+            inputs,
+            puzzle_identifiers,
+            batch_size,
+            opts,
+            device,
+        );
+    }
     let mut run = SolveRun {
         rows: Vec::with_capacity(n),
         batch_seconds: Vec::new(),
         batch_sizes: Vec::new(),
+        calls: 0,
+        row_steps: 0,
     };
     let mut start = 0;
     while start < n {
@@ -228,10 +341,14 @@ pub fn solve_rows(
         )?;
         synchronize(device);
         let t0 = Instant::now();
-        let rows = rollout(model, &batch, opts.halt, &traced)?;
+        let rows = rollout(model, &batch, opts.halt, cap, &traced)?;
         synchronize(device);
         run.batch_seconds.push(t0.elapsed().as_secs_f64());
         run.batch_sizes.push(end - start);
+        // Every row of a lockstep batch is computed until the batch's last halting step.
+        let calls = rows.iter().map(|r| r.q_halt_logits.len().max(1)).max().unwrap_or(0);
+        run.calls += calls;
+        run.row_steps += calls * (end - start);
         run.rows.extend(rows);
         start = end;
     }
@@ -245,8 +362,12 @@ pub fn synchronize(device: Device) {
     }
 }
 
-/// One rollout of `batch` from a fresh carry. `trace` lists rows (of this batch) whose
+/// One lockstep rollout of `batch` from a fresh carry, at most `max_steps` ACT steps per row
+/// (`halt_max_steps` in the reference's evaluation). `trace` lists rows (of this batch) whose
 /// prediction after every step is kept.
+///
+/// With `max_steps == halt_max_steps` and [`HaltMode::Max`], every ACT call is the one
+/// [`crate::eval::evaluate`] makes, so the predictions and Q logits are the same to the bit.
 ///
 /// # Errors
 /// When results cannot be read back from the device.
@@ -254,6 +375,7 @@ pub fn rollout(
     model: &ArchModel,
     batch: &ActBatch,
     halt: HaltMode,
+    max_steps: usize,
     trace: &[usize],
 ) -> Result<Vec<RowResult>> {
     let _guard = tch::no_grad_guard();
@@ -280,7 +402,7 @@ pub fn rollout(
                 .collect())
         }
         ArchModel::Recurrent(core) => {
-            let max_steps = dims.halt_max_steps.max(1) as usize;
+            let max_steps = max_steps.max(1);
             let mut carry = ActCarry::initial(core.as_ref(), batch);
             let mut learned_step: Vec<Option<usize>> = vec![None; b];
             let mut q_halt: Vec<Vec<f32>> = vec![Vec::new(); b];
@@ -292,6 +414,12 @@ pub fn rollout(
             for step in 1..=max_steps {
                 let (next, out) = act_step(core.as_ref(), &carry, batch, Mode::Eval);
                 carry = next;
+                if step >= dims.halt_max_steps.max(1) as usize {
+                    // The wrapper marks rows halted at `halt_max_steps`, which would reset them
+                    // on the next call; past the trained cap they keep their state and run on.
+                    // (At `halt_max_steps` itself this is after the last call: nothing changes.)
+                    carry.halted = carry.halted.zeros_like();
+                }
                 let pred = out.logits.argmax(-1, false); // [b, S]
                 let qh: Vec<f32> = Vec::try_from(
                     out.q_halt_logits
@@ -431,6 +559,7 @@ mod tests {
             &RolloutOptions {
                 halt: HaltMode::Max,
                 trace_rows: vec![0, 3],
+                ..RolloutOptions::default()
             },
             Device::Cpu,
         )
