@@ -133,6 +133,7 @@ mod tests {
             last_eval: None,
             checkpoint: None,
             num_parameters: 1,
+            communication_seconds: 0.0,
         };
         TerminalObserver::new(false).on_end(dir.path(), &summary);
         let png = std::fs::read(dir.path().join("curves.png")).expect("curves.png");

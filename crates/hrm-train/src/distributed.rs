@@ -17,7 +17,9 @@
 //! A world of one process needs none of this: [`DataParallel`] is only built for more.
 
 use std::ops::Range;
+use std::cell::Cell;
 use std::rc::Rc;
+use std::time::Instant;
 
 use tch::{Kind, Tensor};
 
@@ -31,13 +33,32 @@ use crate::error::{Result, TrainError};
 #[derive(Debug, Clone)]
 pub struct DataParallel {
     group: Rc<ProcessGroup>,
+    /// Seconds spent in collectives so far (all clones of this value share it).
+    communication: Rc<Cell<f64>>,
 }
 
 impl DataParallel {
     /// Data parallelism over `group` (shared by the options, the optimisers and the
     /// evaluation of one training thread: a process group is not `Sync`).
     pub fn new(group: Rc<ProcessGroup>) -> Self {
-        DataParallel { group }
+        DataParallel {
+            group,
+            communication: Rc::new(Cell::new(0.0)),
+        }
+    }
+
+    /// Seconds this process has spent in collectives (waiting for the slowest rank included).
+    pub fn communication_seconds(&self) -> f64 {
+        self.communication.get()
+    }
+
+    /// Runs a collective, adding its time to [`DataParallel::communication_seconds`].
+    fn timed<T>(&self, f: impl FnOnce() -> Result<T>) -> Result<T> {
+        let start = Instant::now();
+        let out = f();
+        self.communication
+            .set(self.communication.get() + start.elapsed().as_secs_f64());
+        out
     }
 
     /// This process's rank.
@@ -120,10 +141,12 @@ impl DataParallel {
                 None => by_kind.push((kind, vec![g])),
             }
         }
-        for (_, mut list) in by_kind {
-            self.group.all_reduce_many(&mut list)?;
-        }
-        Ok(())
+        self.timed(|| {
+            for (_, mut list) in by_kind {
+                self.group.all_reduce_many(&mut list)?;
+            }
+            Ok(())
+        })
     }
 
     /// Every rank's puzzle-embedding gradient rows `[b, Dp]` and identifiers `[b]`, stacked
@@ -136,12 +159,14 @@ impl DataParallel {
         local: &Tensor,
         ids: &Tensor,
     ) -> Result<(Tensor, Tensor)> {
-        let grads = self.group.all_gather(&local.contiguous())?.flatten(0, 1);
-        let ids = self
-            .group
-            .all_gather(&ids.to_kind(Kind::Int64).contiguous())?
-            .flatten(0, 1);
-        Ok((grads, ids))
+        self.timed(|| {
+            let grads = self.group.all_gather(&local.contiguous())?.flatten(0, 1);
+            let ids = self
+                .group
+                .all_gather(&ids.to_kind(Kind::Int64).contiguous())?
+                .flatten(0, 1);
+            Ok((grads, ids))
+        })
     }
 
     /// Every rank's rows of `t` (`[b, ...]`) stacked in rank order: `[W * b, ...]`, the global
@@ -161,7 +186,7 @@ impl DataParallel {
         let names: Vec<&String> = values.0.keys().collect();
         let data: Vec<f64> = values.0.values().copied().collect();
         let mut t = Tensor::from_slice(&data).to_device(self.group.device());
-        self.group.all_reduce(&mut t)?;
+        self.timed(|| Ok(self.group.all_reduce(&mut t)?))?;
         let summed: Vec<f64> = Vec::try_from(t.to_device(tch::Device::Cpu))?;
         Ok(MetricValues(
             names.into_iter().cloned().zip(summed).collect(),
@@ -175,7 +200,7 @@ impl DataParallel {
     /// A failed collective.
     pub fn any(&self, flag: bool) -> Result<bool> {
         let mut t = Tensor::from_slice(&[i64::from(flag)]).to_device(self.group.device());
-        self.group.all_reduce(&mut t)?;
+        self.timed(|| Ok(self.group.all_reduce(&mut t)?))?;
         Ok(t.int64_value(&[0]) > 0)
     }
 }

@@ -92,6 +92,8 @@ pub struct TrainSummary {
     pub checkpoint: Option<PathBuf>,
     /// Trainable parameters of the model.
     pub num_parameters: i64,
+    /// Seconds this process spent in data-parallel collectives (0 in a single process).
+    pub communication_seconds: f64,
 }
 
 /// Converts a sampler batch into a device batch, checking every value on the host.
@@ -595,6 +597,10 @@ pub fn train_with(opts: TrainOptions, observer: &mut dyn TrainObserver) -> Resul
         last_eval,
         checkpoint: last_checkpoint,
         num_parameters: s.model.params().num_trainable(),
+        communication_seconds: s
+            .parallel
+            .as_ref()
+            .map_or(0.0, DataParallel::communication_seconds),
     };
     observer.on_end(s.run.path(), &summary);
     Ok(summary)

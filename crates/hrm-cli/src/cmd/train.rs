@@ -176,6 +176,13 @@ fn print_summary(s: &TrainSummary, run_dir: &Path) {
         "  {} parameters, {:.0} s in training steps, {:.1} train samples/s",
         s.num_parameters, s.train_seconds, s.samples_per_sec
     );
+    if s.communication_seconds > 0.0 {
+        println!(
+            "  rank 0 spent {:.1} s in collectives ({:.0} % of its training-step time)",
+            s.communication_seconds,
+            100.0 * s.communication_seconds / s.train_seconds.max(1e-9)
+        );
+    }
     if let Some(t) = &s.last_train {
         println!(
             "  last train interval: lm_loss {:.4} accuracy {:.4} exact {:.4}",
