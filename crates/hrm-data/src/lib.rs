@@ -16,8 +16,10 @@
 //!   import, the builders ([`build_sudoku`], [`build_maze`], [`build_arc`]) and what
 //!   `hrm solve` and the evaluator need.
 //! - [`dihedral`]: the 8 symmetries of the square shared by mazes and ARC.
-//! - [`render`]: an RGB [`Canvas`] with a bitmap font and PNG output, puzzle
-//!   pictures and terminal views; [`show`] for `hrm data show`.
+//! - [`text`]: terminal views of examples and [`TaskKind`] (what a dataset's tokens encode).
+//! - `render` (feature `render`, on by default): an RGB `Canvas` with a bitmap font and PNG
+//!   output, puzzle pictures; `show` for `hrm data show`. Turn the feature off
+//!   (`default-features = false`) to build without drawing and without the `png` crate.
 //!
 //! Build a small dataset, open it and draw batches:
 //!
@@ -56,12 +58,15 @@ pub mod error;
 pub mod format;
 pub mod maze;
 pub mod npy;
+#[cfg(feature = "render")]
 pub mod render;
 pub mod rng;
 pub mod sampler;
+#[cfg(feature = "render")]
 pub mod show;
 pub mod sudoku;
 pub mod summary;
+pub mod text;
 
 pub use arc::{build_arc, parse_identifier, ArcOptions, ArcSets, Augmentation, Grid};
 pub use dihedral::Dihedral;
@@ -71,10 +76,13 @@ pub use format::{
     Validation,
 };
 pub use maze::{build_maze, MazeOptions};
-pub use render::{format_grid, render_example, Canvas, Rgb, TaskKind};
+#[cfg(feature = "render")]
+pub use render::{render_example, Canvas, Rgb};
 pub use sampler::{
     total_train_steps, Batch, EvalSampler, Prefetch, SamplerState, TrainSampler, IGNORE_LABEL_ID,
 };
+#[cfg(feature = "render")]
 pub use show::{show_example, ShowOptions, ShowReport};
 pub use sudoku::{build_sudoku, Difficulty, SudokuOptions};
 pub use summary::BuildSummary;
+pub use text::{format_grid, TaskKind};

@@ -8,13 +8,12 @@
 
 mod font;
 mod grids;
-mod text;
 
+pub use crate::text::{format_grid, TaskKind};
 pub use font::{ADVANCE as GLYPH_ADVANCE, GLYPH_HEIGHT, GLYPH_WIDTH, LINE_HEIGHT};
 pub use grids::{
     render_arc_grid, render_example, render_maze, render_sudoku, render_tokens, ARC_PALETTE,
 };
-pub use text::{format_grid, TaskKind};
 
 use std::io::Write;
 use std::path::Path;

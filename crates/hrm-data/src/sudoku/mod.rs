@@ -9,11 +9,13 @@
 
 mod augment;
 mod build;
+mod csv;
 mod generate;
 mod solver;
 
 pub use augment::{canonical_form, SudokuAugmentation};
-pub use build::{build_sudoku, read_sudoku_csv, SudokuCsvRow, SudokuOptions};
+pub use build::{build_sudoku, SudokuOptions};
+pub use csv::{read_sudoku_csv, SudokuCsvRow};
 pub use generate::{
     extreme_min_guesses, generate_puzzle, Difficulty, GeneratedPuzzle, Rating, EXTREME_MIN_GUESSES,
     EXTREME_MIN_GUESSES_6X6,

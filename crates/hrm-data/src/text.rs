@@ -2,7 +2,8 @@
 //! digits; and [`TaskKind`], which tells from a dataset's metadata what its tokens mean.
 //!
 //! No reference counterpart beyond `puzzle_visualizer.html`, which guesses the task the same
-//! way (from the sequence length and vocabulary).
+//! way (from the sequence length and vocabulary). Plain text, so it is built without the
+//! `render` feature; `render` (when enabled) re-exports both items.
 
 use crate::arc::{tokens_to_grid, ARC_SEQ_LEN, ARC_VOCAB_SIZE};
 use crate::format::DatasetMetadata;
@@ -84,7 +85,7 @@ fn sudoku_char(t: i32, size: usize) -> char {
 /// to a grid is shown whole (`.` PAD, `|` EOS, digits for colours).
 ///
 /// ```
-/// use hrm_data::render::{format_grid, TaskKind};
+/// use hrm_data::text::{format_grid, TaskKind};
 /// let tokens = [2, 1, 1, 5, 1, 1, 2, 1, 1, 2, 1, 1, 1, 1, 1, 2];
 /// assert_eq!(format_grid(TaskKind::Sudoku { size: 4 }, &tokens), "1 . | . 4\n. . | 1 .\n----+----\n. 1 | . .\n. . | . 1\n");
 /// ```
