@@ -34,6 +34,7 @@ fn main() {
         "LIBTORCH",
         "GLOO_INCLUDE_DIR",
         "HRM_DIST_NO_GLOO",
+        "CONDA_PREFIX",
         "NCCL_INCLUDE_DIR",
         "CUDA_HOME",
         "HRM_DIST_CUDA_INCLUDE",
@@ -170,15 +171,26 @@ fn gloo_include_dir() -> Option<PathBuf> {
     if let Ok(prefix) = env::var("CONDA_PREFIX") {
         candidates.push(Path::new(&prefix).join("include"));
     }
-    for dir in &candidates {
-        println!(
+    let found = candidates
+        .into_iter()
+        .find(|dir| dir.join("gloo/config.h").is_file());
+    match &found {
+        // Removing the headers reruns this script (a missing path always does).
+        Some(dir) => println!(
             "cargo:rerun-if-changed={}",
             dir.join("gloo/config.h").display()
-        );
+        ),
+        // Naming the absent file would rerun this script, and rebuild the crate, on every
+        // build. Debian's package database changes when `apt-get install libgloo-dev` runs, so
+        // the headers are picked up then; elsewhere, `cargo clean -p hrm-dist` after installing.
+        None => {
+            let dpkg = Path::new("/var/lib/dpkg/status");
+            if dpkg.is_file() {
+                println!("cargo:rerun-if-changed={}", dpkg.display());
+            }
+        }
     }
-    candidates
-        .into_iter()
-        .find(|dir| dir.join("gloo/config.h").is_file())
+    found
 }
 
 /// The include directories NCCL needs (`nccl.h`, then `cuda_runtime.h`), or why NCCL is left
