@@ -54,7 +54,10 @@ fn hrm_eval_on_an_ema_run_reproduces_the_training_time_evaluation() {
             .find(|(n, _)| n == name)
             .is_some_and(|(_, t)| !t.equal(p))
     });
-    assert!(differs, "the EMA weights differ from the live ones after training");
+    assert!(
+        differs,
+        "the EMA weights differ from the live ones after training"
+    );
 
     let lines = read_metrics(&run.join("metrics.jsonl")).expect("metrics");
     let trained_eval = lines
@@ -74,12 +77,22 @@ fn hrm_eval_on_an_ema_run_reproduces_the_training_time_evaluation() {
         .expect("hrm eval runs");
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "hrm eval failed: {stderr}");
-    assert!(stderr.contains("EMA weights"), "says it uses the EMA: {stderr}");
+    assert!(
+        stderr.contains("EMA weights"),
+        "says it uses the EMA: {stderr}"
+    );
     let report: serde_json::Value = serde_json::from_slice(
         &std::fs::read(run.join("report").join("metrics.json")).expect("report"),
     )
     .expect("json");
-    for key in ["exact_accuracy", "accuracy", "lm_loss", "q_halt_accuracy", "steps", "count"] {
+    for key in [
+        "exact_accuracy",
+        "accuracy",
+        "lm_loss",
+        "q_halt_accuracy",
+        "steps",
+        "count",
+    ] {
         let at_eval = report["overall"][key].as_f64().expect(key);
         assert_eq!(
             at_eval,

@@ -89,7 +89,8 @@ pub struct HrmConfig {
     pub expansion: f64,
     /// Attention heads (`nh`); must divide `hidden_size`.
     pub num_heads: usize,
-    /// Position encoding.
+    /// Position encoding (reference default `rope`).
+    #[serde(default = "default_pos_encodings")]
     pub pos_encodings: PosEncoding,
     /// RMSNorm epsilon (reference default 1e-5).
     #[serde(default = "default_rms_norm_eps")]
@@ -99,7 +100,9 @@ pub struct HrmConfig {
     pub rope_theta: f64,
     /// Maximum ACT steps (`K`).
     pub halt_max_steps: usize,
-    /// Probability of drawing a random minimum number of steps in training.
+    /// Probability of drawing a random minimum number of steps in training (reference
+    /// default 0.1).
+    #[serde(default = "default_halt_exploration_prob")]
     pub halt_exploration_prob: f64,
     /// Dtype of the forward pass.
     #[serde(default = "default_forward_dtype")]
@@ -115,6 +118,12 @@ pub(crate) fn default_rope_theta() -> f64 {
 }
 pub(crate) fn default_forward_dtype() -> ForwardDtype {
     ForwardDtype::Bfloat16
+}
+pub(crate) fn default_pos_encodings() -> PosEncoding {
+    PosEncoding::Rope
+}
+pub(crate) fn default_halt_exploration_prob() -> f64 {
+    0.1
 }
 
 /// `256 * ceil(round(expansion * width * 2 / 3) / 256)`: the SwiGLU inner width of the

@@ -70,11 +70,12 @@ pub fn run(args: EvalArgs) -> anyhow::Result<()> {
             device,
         },
     )
-    .with_context(|| {
-        format!(
-            "evaluating on {} (pass --data DIR if the dataset is elsewhere)",
+    .with_context(|| match &args.data {
+        Some(_) => format!("evaluating on {}", data.display()),
+        None => format!(
+            "evaluating on {}, the run's data_path (pass --data DIR if the dataset is elsewhere)",
             data.display()
-        )
+        ),
     })?;
     print!("{}", report.summary());
     Ok(())
