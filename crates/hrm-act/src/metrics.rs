@@ -123,9 +123,114 @@ impl Metrics {
     }
 }
 
-/// Metric values on the host, by name.
-#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+/// Metric values on the host, by name. In JSON a non-finite value is written as a string
+/// (`"NaN"`, `"Infinity"`, `"-Infinity"`, see [`json_f64`]), so a log line of a diverged step
+/// stays readable.
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct MetricValues(pub BTreeMap<String, f64>);
+
+impl serde::Serialize for MetricValues {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut map = s.serialize_map(Some(self.0.len()))?;
+        for (k, v) in &self.0 {
+            map.serialize_entry(k, &JsonF64(*v))?;
+        }
+        map.end()
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for MetricValues {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let map = BTreeMap::<String, JsonF64>::deserialize(d)?;
+        Ok(MetricValues(
+            map.into_iter().map(|(k, JsonF64(v))| (k, v)).collect(),
+        ))
+    }
+}
+
+/// A float that survives JSON: finite values as numbers, NaN and the infinities as the strings
+/// `"NaN"`, `"Infinity"` and `"-Infinity"` (JSON has no literal for them, and `serde_json` would
+/// write `null`, which no reader takes back as a number). Reading also accepts `null` as NaN, as
+/// logs written before this rule hold it.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct JsonF64(pub f64);
+
+impl serde::Serialize for JsonF64 {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        json_f64::serialize(&self.0, s)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for JsonF64 {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        json_f64::deserialize(d).map(JsonF64)
+    }
+}
+
+/// `#[serde(with = "hrm_act::metrics::json_f64")]` for an `f64` field, with the rules of
+/// [`JsonF64`].
+pub mod json_f64 {
+    use std::fmt;
+
+    /// Writes a finite value as a number, the others as `"NaN"`, `"Infinity"`, `"-Infinity"`.
+    ///
+    /// # Errors
+    /// The serializer's.
+    pub fn serialize<S: serde::Serializer>(v: &f64, s: S) -> Result<S::Ok, S::Error> {
+        if v.is_finite() {
+            s.serialize_f64(*v)
+        } else if v.is_nan() {
+            s.serialize_str("NaN")
+        } else if *v > 0.0 {
+            s.serialize_str("Infinity")
+        } else {
+            s.serialize_str("-Infinity")
+        }
+    }
+
+    /// Reads a number, one of the strings [`serialize`] writes (case-insensitive, also `inf`
+    /// and `nan`), or `null` (NaN).
+    ///
+    /// # Errors
+    /// Any other value, named in the message.
+    pub fn deserialize<'de, D: serde::Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
+        d.deserialize_any(Visitor)
+    }
+
+    struct Visitor;
+
+    impl serde::de::Visitor<'_> for Visitor {
+        type Value = f64;
+
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("a number, \"NaN\", \"Infinity\" or \"-Infinity\"")
+        }
+        fn visit_f64<E>(self, v: f64) -> Result<f64, E> {
+            Ok(v)
+        }
+        fn visit_i64<E>(self, v: i64) -> Result<f64, E> {
+            Ok(v as f64)
+        }
+        fn visit_u64<E>(self, v: u64) -> Result<f64, E> {
+            Ok(v as f64)
+        }
+        fn visit_unit<E>(self) -> Result<f64, E> {
+            Ok(f64::NAN)
+        }
+        fn visit_none<E>(self) -> Result<f64, E> {
+            Ok(f64::NAN)
+        }
+        fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<f64, E> {
+            match v.to_ascii_lowercase().as_str() {
+                "nan" | "-nan" | "+nan" => Ok(f64::NAN),
+                "infinity" | "+infinity" | "inf" | "+inf" => Ok(f64::INFINITY),
+                "-infinity" | "-inf" => Ok(f64::NEG_INFINITY),
+                _ => Err(E::invalid_value(serde::de::Unexpected::Str(v), &self)),
+            }
+        }
+    }
+}
 
 impl MetricValues {
     /// A value, 0 when absent.
@@ -171,5 +276,40 @@ impl MetricValues {
                 .map(|(k, v)| (k.clone(), if k == "count" { *v } else { v / count }))
                 .collect(),
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn non_finite_values_round_trip_through_json() {
+        let values = MetricValues(
+            [
+                ("a".to_string(), 1.5),
+                ("b".to_string(), f64::NAN),
+                ("c".to_string(), f64::INFINITY),
+                ("d".to_string(), f64::NEG_INFINITY),
+            ]
+            .into_iter()
+            .collect(),
+        );
+        let text = serde_json::to_string(&values).expect("serialise");
+        assert_eq!(
+            text,
+            r#"{"a":1.5,"b":"NaN","c":"Infinity","d":"-Infinity"}"#
+        );
+        let back: MetricValues = serde_json::from_str(&text).expect("read back");
+        assert_eq!(back.get("a"), 1.5);
+        assert!(back.get("b").is_nan());
+        assert_eq!(back.get("c"), f64::INFINITY);
+        assert_eq!(back.get("d"), f64::NEG_INFINITY);
+        // Logs written before non-finite values became strings hold `null`: read as NaN.
+        let old: MetricValues = serde_json::from_str(r#"{"x":null,"y":2}"#).expect("null");
+        assert!(old.get("x").is_nan());
+        assert_eq!(old.get("y"), 2.0);
+        let err = serde_json::from_str::<MetricValues>(r#"{"x":"lots"}"#).expect_err("a word");
+        assert!(err.to_string().contains("lots"), "{err}");
     }
 }

@@ -48,7 +48,8 @@ pub fn worker_args(args: &[String]) -> Vec<String> {
     out
 }
 
-/// Runs `nproc` workers of `hrm train` and waits for them.
+/// Runs `nproc` workers of `hrm train` and waits for them; returns the exit code of the run
+/// (0, or a stop code when Ctrl-C or SIGTERM stopped the workers).
 ///
 /// `timeout` is the workers' collective timeout: once a worker has failed, the others get that
 /// long (plus a margin) to notice and stop before they are killed.
@@ -56,7 +57,7 @@ pub fn worker_args(args: &[String]) -> Vec<String> {
 /// # Errors
 /// When a worker cannot be started, or when any worker exits unsuccessfully (naming its rank
 /// and status).
-pub fn launch(nproc: usize, timeout: Duration, stop_code: i32) -> anyhow::Result<()> {
+pub fn launch(nproc: usize, timeout: Duration) -> anyhow::Result<u8> {
     anyhow::ensure!(nproc >= 1, "--nproc must be at least 1");
     let exe = std::env::current_exe().context("finding the hrm executable")?;
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -120,12 +121,16 @@ pub fn launch(nproc: usize, timeout: Duration, stop_code: i32) -> anyhow::Result
     }
     let interrupted = signalled.load(Ordering::SeqCst);
     if let Some((rank, status, _)) = first_failure {
-        if interrupted && status.code() == Some(stop_code) {
-            std::process::exit(stop_code);
+        // Workers stopped on request exit with the stop codes: pass them on as the run's.
+        let stopped = [crate::cmd::EXIT_STOPPED, crate::cmd::EXIT_ABANDONED]
+            .into_iter()
+            .find(|&c| status.code() == Some(i32::from(c)));
+        if let (true, Some(code)) = (interrupted, stopped) {
+            return Ok(code);
         }
         bail!("worker {rank} of {nproc} failed ({status})");
     }
-    Ok(())
+    Ok(0)
 }
 
 #[cfg(test)]

@@ -278,7 +278,8 @@ fn range(values: impl Iterator<Item = f64>, pad: bool) -> (f64, f64) {
 }
 
 /// Draws the training curves of a run directory's `metrics.jsonl` into `curves.png` beside it:
-/// training loss on the left, training and evaluation accuracies on the right.
+/// training loss on the left, training and evaluation accuracies on the right. Non-finite
+/// values (a diverged step) are left out of the lines; a torn last line is ignored.
 ///
 /// # Errors
 /// When `metrics.jsonl` cannot be read or the PNG cannot be written.
@@ -302,6 +303,8 @@ pub fn training_curves(run_dir: &Path) -> Result<()> {
                 eval_acc.push((*step as f64, overall.get("accuracy")));
                 eval_exact.push((*step as f64, overall.get("exact_accuracy")));
             }
+            // Skipped steps have no metrics; NaN points of a train line are left out when drawn.
+            MetricsLine::NonFinite { .. } => {}
         }
     }
     let series = |name: &str, points: Vec<(f64, f64)>| Series {

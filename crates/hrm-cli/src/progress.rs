@@ -6,6 +6,7 @@ use std::path::Path;
 
 use hrm_train::eval::EvalReport;
 use hrm_train::observer::{RunStart, StepEvent, TrainObserver};
+use hrm_train::train_step::NonFinite;
 use hrm_train::trainer::TrainSummary;
 
 /// What `hrm train` and `hrm compare` show of a run.
@@ -34,11 +35,42 @@ impl TerminalObserver {
 
 impl TrainObserver for TerminalObserver {
     fn on_start(&mut self, start: &RunStart<'_>) {
-        if let Some(dir) = start.resumed_from {
+        for skipped in start.skipped_checkpoints {
+            let moved = skipped
+                .moved_to
+                .as_ref()
+                .map_or(" (could not be moved aside)".to_string(), |to| {
+                    format!(", moved to {}", to.display())
+                });
             eprintln!(
-                "[train] resumed from {} at step {}",
+                "warning: checkpoint {} fails verification and is skipped{moved}: {}",
+                skipped.dir.display(),
+                skipped.reason
+            );
+        }
+        if let Some(dir) = start.resumed_from {
+            let fallback = if start.skipped_checkpoints.is_empty() {
+                ""
+            } else {
+                " (the newest checkpoint that verifies)"
+            };
+            eprintln!(
+                "[train] resumed from {} at step {}{fallback}",
                 dir.display(),
                 start.step
+            );
+        }
+        let cut = start.metrics_cut;
+        if let Some(torn) = &cut.torn {
+            eprintln!(
+                "warning: metrics.jsonl line {} was cut short (a killed run) and is dropped: {}",
+                torn.line, torn.reason
+            );
+        }
+        if cut.dropped > 0 {
+            eprintln!(
+                "[train] metrics.jsonl: dropped {} line(s) logged after step {} by the run that stopped without a checkpoint of them",
+                cut.dropped, cut.step
             );
         }
         if self.show_bar {
@@ -67,6 +99,13 @@ impl TrainObserver for TerminalObserver {
             ));
         }
         bar.set_position(event.step);
+    }
+
+    fn on_skipped_step(&mut self, step: u64, what: &NonFinite) {
+        self.println(format!(
+            "warning: step {step} skipped: the {} is {} (on_nonfinite = \"skip\")",
+            what.quantity, what.value
+        ));
     }
 
     fn on_eval(&mut self, step: u64, report: &EvalReport) {

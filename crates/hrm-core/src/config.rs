@@ -94,6 +94,12 @@ pub(crate) fn default_rope_theta() -> f64 {
 pub(crate) fn default_forward_dtype() -> ForwardDtype {
     ForwardDtype::Bfloat16
 }
+pub(crate) fn default_pos_encodings() -> PosEncoding {
+    PosEncoding::Rope
+}
+pub(crate) fn default_halt_exploration_prob() -> f64 {
+    0.1
+}
 
 /// `256 * ceil(round(expansion * width * 2 / 3) / 256)`: the SwiGLU inner width of the
 /// reference, with Python's round-half-to-even.

@@ -36,8 +36,17 @@ pub fn read_safetensors(path: &Path) -> Result<Vec<(String, Tensor)>> {
         path: path.to_path_buf(),
         source,
     })?;
+    read_safetensors_bytes(&bytes, path)
+}
+
+/// Reads every tensor of the safetensors file content `bytes` (read from `path`, which names
+/// it in errors) onto the CPU, names as stored.
+///
+/// # Errors
+/// [`CoreError::WeightsFormat`] as [`read_safetensors`].
+pub fn read_safetensors_bytes(bytes: &[u8], path: &Path) -> Result<Vec<(String, Tensor)>> {
     let st =
-        safetensors::SafeTensors::deserialize(&bytes).map_err(|e| CoreError::WeightsFormat {
+        safetensors::SafeTensors::deserialize(bytes).map_err(|e| CoreError::WeightsFormat {
             path: path.to_path_buf(),
             message: format!("not a valid safetensors file: {e}"),
         })?;

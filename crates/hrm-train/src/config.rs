@@ -8,15 +8,75 @@
 //! Unknown keys, at the top level or in `[model]`, are errors naming the key; data-derived model
 //! sizes (`seq_len`, `vocab_size`, `num_puzzle_identifiers`) are filled from the dataset and a
 //! config that contradicts the dataset is an error.
+//!
+//! The `[model]` table is checked against its architecture when the config is read (types,
+//! unknown and missing keys, impossible values), before any data is opened. Errors name the
+//! key, the value and where it was written ([`ConfigOrigin`]): a line of the config file, or the
+//! `--set` of the command line that gave it.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
 use hrm_act::LossType;
+use hrm_core::{GruConfig, HrmConfig, ModelConfig, TransformerConfig, TrmConfig};
 use hrm_data::DatasetMetadata;
 
 use crate::error::{Result, TrainError};
+
+/// What a run does at a step whose loss or gradient norm is NaN or infinite. In both cases the
+/// step's update is not applied.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OnNonFinite {
+    /// Stop the run with [`TrainError::NonFinite`], writing no checkpoint of the state.
+    #[default]
+    Stop,
+    /// Skip the step (no update, the ACT carry restarts), log it, and go on; a run that skips
+    /// [`crate::trainer::MAX_CONSECUTIVE_SKIPS`] steps in a row stops with
+    /// [`TrainError::Diverged`].
+    Skip,
+}
+
+/// Where a config value came from, for messages.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ConfigOrigin {
+    /// Config text: a file (or text given in code, `file` `None`), at `line` (from 1) when the
+    /// position is known.
+    Text {
+        /// The config file.
+        file: Option<PathBuf>,
+        /// The line of the key (of the table header, for a missing key).
+        line: Option<usize>,
+    },
+    /// A `--set KEY=VALUE` of the command line.
+    CommandLine {
+        /// The override as given.
+        spec: String,
+    },
+}
+
+impl ConfigOrigin {
+    /// `" (line 3 of configs/x.toml)"`, `" (from the command line: --set lr=abc)"`, ...: a
+    /// parenthesised clause to put after the key and value.
+    pub fn describe(&self) -> String {
+        match self {
+            ConfigOrigin::CommandLine { spec } => {
+                format!(" (from the command line: --set {spec})")
+            }
+            ConfigOrigin::Text { file, line } => {
+                let file = file
+                    .as_ref()
+                    .map_or("the config".to_string(), |f| f.display().to_string());
+                match line {
+                    Some(l) => format!(" (line {l} of {file})"),
+                    None => format!(" (in {file})"),
+                }
+            }
+        }
+    }
+}
 
 /// The model families the trainer runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -166,6 +226,10 @@ pub struct TrainConfig {
     /// Save each evaluation's predictions and Q-halt logits in the run directory.
     #[serde(default)]
     pub eval_save_outputs: bool,
+    /// What to do at a step whose loss or gradient norm is not finite: `stop` (default) or
+    /// `skip`.
+    #[serde(default)]
+    pub on_nonfinite: OnNonFinite,
     /// The architecture's own settings, with the reference's key names.
     #[serde(default)]
     pub model: toml::Table,
@@ -176,30 +240,15 @@ pub const DATA_KEYS: [&str; 3] = ["seq_len", "vocab_size", "num_puzzle_identifie
 
 impl TrainConfig {
     /// Parses TOML text, applies `overrides` (`key=value` or `model.key=value`, the value in
-    /// TOML syntax, a bare word taken as a string) and validates.
+    /// TOML syntax, a bare word taken as a string), validates, and checks the `[model]` table
+    /// against its architecture.
     ///
     /// # Errors
-    /// [`TrainError::Config`] naming the key for syntax errors, unknown keys, wrong types and
-    /// impossible values.
+    /// [`TrainError::ConfigValue`] naming the key, the value and where it came from (line of the
+    /// text, or the override) for unknown keys, wrong types, missing keys and impossible values;
+    /// [`TrainError::Config`] for syntax errors and malformed overrides.
     pub fn from_toml_str(text: &str, overrides: &[String]) -> Result<Self> {
-        let mut table: toml::Table =
-            text.parse()
-                .map_err(|e: toml::de::Error| TrainError::Config {
-                    key: "<toml>".into(),
-                    reason: e.to_string(),
-                })?;
-        for o in overrides {
-            apply_override(&mut table, o)?;
-        }
-        let cfg: TrainConfig =
-            toml::Value::Table(table)
-                .try_into()
-                .map_err(|e: toml::de::Error| TrainError::Config {
-                    key: "<config>".into(),
-                    reason: e.message().to_string(),
-                })?;
-        cfg.validate()?;
-        Ok(cfg)
+        parse_config(text, overrides, None)
     }
 
     /// Reads a TOML config file; a relative `data_path` is resolved against the file's
@@ -213,7 +262,7 @@ impl TrainConfig {
             path: path.to_path_buf(),
             source,
         })?;
-        let mut cfg = Self::from_toml_str(&text, overrides).map_err(|e| match e {
+        let mut cfg = parse_config(&text, overrides, Some(path)).map_err(|e| match e {
             TrainError::Config { key, reason } => TrainError::Config {
                 key,
                 reason: format!("{reason} (in {})", path.display()),
@@ -355,6 +404,11 @@ impl TrainConfig {
 /// # Errors
 /// [`TrainError::Config`] when the override has no `=` or the key is empty.
 pub fn apply_override(table: &mut toml::Table, spec: &str) -> Result<()> {
+    override_key(table, spec).map(|_| ())
+}
+
+/// [`apply_override`], returning the key it set.
+fn override_key(table: &mut toml::Table, spec: &str) -> Result<String> {
     let Some((key, raw)) = spec.split_once('=') else {
         return Err(TrainError::Config {
             key: spec.into(),
@@ -392,7 +446,229 @@ pub fn apply_override(table: &mut toml::Table, spec: &str) -> Result<()> {
         };
     }
     current.insert(parts[parts.len() - 1].to_string(), value);
-    Ok(())
+    Ok(key.to_string())
+}
+
+/// Placeholders for the data-derived model keys while the `[model]` table is checked before
+/// the dataset is opened (the real values replace them in [`TrainConfig::resolved_model`]).
+const DATA_PLACEHOLDERS: [(&str, i64); 3] = [
+    ("seq_len", 1),
+    ("vocab_size", 2),
+    ("num_puzzle_identifiers", 1),
+];
+
+/// Reads a config: TOML, overrides, the top-level keys, their values, the `[model]` table.
+fn parse_config(text: &str, overrides: &[String], file: Option<&Path>) -> Result<TrainConfig> {
+    let mut table: toml::Table = text
+        .parse()
+        .map_err(|e: toml::de::Error| TrainError::Config {
+            key: "<toml>".into(),
+            reason: e.to_string(),
+        })?;
+    let mut from_cli = BTreeMap::new();
+    for o in overrides {
+        let key = override_key(&mut table, o)?;
+        from_cli.insert(key, o.clone());
+    }
+    let locator = Locator {
+        text,
+        doc: toml_edit::ImDocument::parse(text).ok(),
+        file,
+        from_cli,
+        table: &table,
+    };
+    let cfg: TrainConfig = serde_path_to_error::deserialize(toml::Value::Table(table.clone()))
+        .map_err(|e| locator.serde_error("", &e))?;
+    cfg.validate().map_err(|e| locator.relocate(e, ""))?;
+    match cfg.arch {
+        Arch::Hrm => check_model::<HrmConfig>(&cfg.model, &locator),
+        Arch::Trm => check_model::<TrmConfig>(&cfg.model, &locator),
+        Arch::Gru => check_model::<GruConfig>(&cfg.model, &locator),
+        Arch::Transformer => check_model::<TransformerConfig>(&cfg.model, &locator),
+    }?;
+    Ok(cfg)
+}
+
+/// Parses and validates the `[model]` table as `T`, with placeholders for the data-derived
+/// keys the config leaves to the dataset.
+fn check_model<T: ModelConfig>(model: &toml::Table, locator: &Locator<'_>) -> Result<()> {
+    let mut filled = model.clone();
+    let mut placeholders = Vec::new();
+    for (key, value) in DATA_PLACEHOLDERS {
+        if !filled.contains_key(key) {
+            filled.insert(key.into(), toml::Value::Integer(value));
+            placeholders.push(key);
+        }
+    }
+    let parsed: T = serde_path_to_error::deserialize(toml::Value::Table(filled)).map_err(|e| {
+        let mut e = locator.serde_error("model", &e);
+        if let TrainError::ConfigValue { reason, .. } = &mut e {
+            reason.push_str(&format!(" (arch `{}`)", T::ARCH));
+        }
+        e
+    })?;
+    match parsed.validate() {
+        Ok(()) => Ok(()),
+        // A value that only fails against a placeholder is checked again with the data's.
+        Err(hrm_core::CoreError::Config { key, .. }) if placeholders.contains(&key) => Ok(()),
+        Err(hrm_core::CoreError::Config { key, reason }) => Err(locator.relocate(
+            TrainError::Config {
+                key: key.to_string(),
+                reason,
+            },
+            "model",
+        )),
+        Err(other) => Err(other.into()),
+    }
+}
+
+/// Finds where a key of a config was written.
+struct Locator<'a> {
+    text: &'a str,
+    /// The text parsed with positions (`None` if it does not parse, which `toml` caught).
+    doc: Option<toml_edit::ImDocument<&'a str>>,
+    file: Option<&'a Path>,
+    /// Keys set by `--set`, with the override as given.
+    from_cli: BTreeMap<String, String>,
+    /// The table after the overrides.
+    table: &'a toml::Table,
+}
+
+impl Locator<'_> {
+    /// The value at the dotted `key`, in TOML syntax.
+    fn value(&self, key: &str) -> Option<String> {
+        let mut parts = key.split('.');
+        let mut v = self.table.get(parts.next()?)?;
+        for p in parts {
+            v = v.as_table()?.get(p)?;
+        }
+        Some(v.to_string())
+    }
+
+    /// Where `key` was written: the override that set it (or a table above it), else its line.
+    fn origin(&self, key: &str) -> ConfigOrigin {
+        let parts: Vec<&str> = key.split('.').collect();
+        for n in (1..=parts.len()).rev() {
+            if let Some(spec) = self.from_cli.get(&parts[..n].join(".")) {
+                return ConfigOrigin::CommandLine { spec: spec.clone() };
+            }
+        }
+        ConfigOrigin::Text {
+            file: self.file.map(Path::to_path_buf),
+            line: self.span_of(&parts).map(|start| self.line_at(start)),
+        }
+    }
+
+    /// Where the table `key` (empty for the top level) begins, for a key missing from it.
+    fn table_origin(&self, key: &str) -> ConfigOrigin {
+        if key.is_empty() {
+            return ConfigOrigin::Text {
+                file: self.file.map(Path::to_path_buf),
+                line: None,
+            };
+        }
+        self.origin(key)
+    }
+
+    /// The byte offset of the key at `parts` (or of its table header).
+    fn span_of(&self, parts: &[&str]) -> Option<usize> {
+        let doc = self.doc.as_ref()?;
+        let mut table: &dyn toml_edit::TableLike = doc.as_table();
+        let mut start = None;
+        for (i, part) in parts.iter().enumerate() {
+            let (k, item) = table.get_key_value(part)?;
+            start = k.span().or_else(|| item.span()).map(|r| r.start).or(start);
+            if i + 1 < parts.len() {
+                table = item.as_table_like()?;
+            }
+        }
+        start
+    }
+
+    fn line_at(&self, offset: usize) -> usize {
+        self.text
+            .get(..offset)
+            .map_or(1, |t| t.bytes().filter(|&b| b == b'\n').count() + 1)
+    }
+
+    /// A deserialisation error under `prefix` (`""` or `"model"`), with the key, value and
+    /// origin.
+    fn serde_error(
+        &self,
+        prefix: &str,
+        e: &serde_path_to_error::Error<toml::de::Error>,
+    ) -> TrainError {
+        let mut key: Vec<String> = prefix
+            .split('.')
+            .filter(|p| !p.is_empty())
+            .map(String::from)
+            .collect();
+        for segment in e.path().iter() {
+            match segment {
+                serde_path_to_error::Segment::Map { key: k } => key.push(k.clone()),
+                serde_path_to_error::Segment::Seq { index } => {
+                    if let Some(last) = key.last_mut() {
+                        last.push_str(&format!("[{index}]"));
+                    }
+                }
+                _ => {}
+            }
+        }
+        let message = e.inner().message().to_string();
+        let named = |what: &str| {
+            message
+                .strip_prefix(what)
+                .and_then(|rest| rest.strip_prefix('`'))
+                .and_then(|rest| rest.split('`').next())
+                .map(String::from)
+        };
+        if let Some(missing) = named("missing field ") {
+            let table = key.join(".");
+            let origin = self.table_origin(&table);
+            key.push(missing);
+            return TrainError::ConfigValue {
+                key: key.join("."),
+                value: None,
+                origin,
+                reason: "missing; this key has no default".into(),
+            };
+        }
+        if let Some(unknown) = named("unknown field ") {
+            if key.last() != Some(&unknown) {
+                key.push(unknown);
+            }
+        }
+        let key = key.join(".");
+        TrainError::ConfigValue {
+            value: self.value(&key),
+            origin: self.origin(&key),
+            key,
+            reason: message,
+        }
+    }
+
+    /// A [`TrainError::Config`] of a key under `prefix`, located; other errors unchanged.
+    fn relocate(&self, e: TrainError, prefix: &str) -> TrainError {
+        match e {
+            TrainError::Config { key, reason } => {
+                let key = if prefix.is_empty() {
+                    key
+                } else {
+                    format!("{prefix}.{key}")
+                };
+                match self.value(&key) {
+                    Some(value) => TrainError::ConfigValue {
+                        origin: self.origin(&key),
+                        value: Some(value),
+                        key,
+                        reason,
+                    },
+                    None => TrainError::Config { key, reason },
+                }
+            }
+            other => other,
+        }
+    }
 }
 
 #[cfg(test)]
@@ -409,7 +685,14 @@ weight_decay = 0.1
 puzzle_emb_lr = 1e-2
 puzzle_emb_weight_decay = 0.1
 [model]
+H_cycles = 1
+L_cycles = 1
+H_layers = 1
+L_layers = 1
 hidden_size = 64
+num_heads = 2
+expansion = 2.0
+halt_max_steps = 2
 "#;
 
     #[test]
@@ -420,6 +703,8 @@ hidden_size = 64
                 "lr=3e-4".into(),
                 "model.hidden_size=128".into(),
                 "arch=trm".into(),
+                // TRM's default of 16 puzzle positions needs a puzzle embedding.
+                "model.puzzle_emb_len=0".into(),
             ],
         )
         .expect("valid");
@@ -441,7 +726,96 @@ hidden_size = 64
         );
         let err =
             TrainConfig::from_toml_str(MINIMAL, &["epochs=0".into()]).expect_err("zero epochs");
-        assert!(matches!(err, TrainError::Config { key, .. } if key == "epochs"));
+        assert!(
+            matches!(&err, TrainError::ConfigValue { key, value: Some(v), .. } if key == "epochs" && v == "0"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn errors_name_the_key_the_value_and_where_it_came_from() {
+        // `--set lr=abc`: the key, the value and the command line.
+        let err = TrainConfig::from_toml_str(MINIMAL, &["lr=abc".into()]).expect_err("lr=abc");
+        let msg = err.to_string();
+        assert!(
+            msg.starts_with("config key `lr` = \"abc\" (from the command line: --set lr=abc)"),
+            "{msg}"
+        );
+        // A wrong type in [model]: key, value, line of the file.
+        let dir = tempfile::tempdir().expect("tempdir");
+        let file = dir.path().join("x.toml");
+        std::fs::write(
+            &file,
+            MINIMAL.replace("num_heads = 2", "num_heads = \"two\""),
+        )
+        .expect("write");
+        let err = TrainConfig::from_path(&file, &[]).expect_err("num_heads");
+        let line = MINIMAL
+            .lines()
+            .position(|l| l.starts_with("num_heads"))
+            .expect("line")
+            + 1;
+        let msg = err.to_string();
+        assert!(
+            msg.starts_with(&format!(
+                "config key `model.num_heads` = \"two\" (line {line} of {})",
+                file.display()
+            )),
+            "{msg}"
+        );
+        assert!(msg.contains("arch `hrm`"), "{msg}");
+        assert!(
+            !msg.contains("column"),
+            "no position in a re-serialisation: {msg}"
+        );
+        // A key without a default: named, with the line of its table.
+        let err = TrainConfig::from_toml_str(&MINIMAL.replace("hidden_size = 64\n", ""), &[])
+            .expect_err("no hidden_size");
+        let header = MINIMAL
+            .lines()
+            .position(|l| l == "[model]")
+            .expect("header")
+            + 1;
+        assert!(
+            matches!(&err, TrainError::ConfigValue { key, value: None, origin: ConfigOrigin::Text { line: Some(l), .. }, .. } if key == "model.hidden_size" && *l == header),
+            "{err}"
+        );
+        // An impossible value in [model], from the command line.
+        let err = TrainConfig::from_toml_str(MINIMAL, &["model.halt_exploration_prob=2".into()])
+            .expect_err("a probability of 2");
+        assert!(
+            matches!(&err, TrainError::ConfigValue { key, origin: ConfigOrigin::CommandLine { .. }, .. } if key == "model.halt_exploration_prob"),
+            "{err}"
+        );
+        // An unknown top-level key in the text: its line.
+        let err = TrainConfig::from_toml_str(&format!("lrr = 1\n{MINIMAL}"), &[]).expect_err("lrr");
+        assert!(
+            matches!(&err, TrainError::ConfigValue { key, origin: ConfigOrigin::Text { line: Some(1), .. }, .. } if key == "lrr"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn documented_model_defaults_apply() {
+        // MINIMAL leaves out pos_encodings and halt_exploration_prob, documented as defaulted.
+        let cfg = TrainConfig::from_toml_str(MINIMAL, &[]).expect("valid");
+        let model: hrm_core::HrmConfig = toml::Value::Table(cfg.model.clone())
+            .try_into()
+            .map_or_else(
+                |_| {
+                    let mut t = cfg.model.clone();
+                    for (k, v) in DATA_PLACEHOLDERS {
+                        t.insert(k.into(), toml::Value::Integer(v));
+                    }
+                    toml::Value::Table(t).try_into().expect("parses")
+                },
+                |m| m,
+            );
+        assert_eq!(model.pos_encodings, hrm_core::PosEncoding::Rope);
+        assert_eq!(model.halt_exploration_prob, 0.1);
+        assert_eq!(cfg.on_nonfinite, OnNonFinite::Stop);
+        let cfg = TrainConfig::from_toml_str(MINIMAL, &["on_nonfinite=skip".into()]).expect("skip");
+        assert_eq!(cfg.on_nonfinite, OnNonFinite::Skip);
     }
 
     #[test]

@@ -2,7 +2,12 @@
 //! from the persistent carry, the loss head, a backward pass of `loss / global_batch_size`, then
 //! the sparse sign-SGD on the puzzle rows the batch used and AdamATan2 on the network, both at
 //! the learning rate the schedule gives for this step.
+//!
+//! Between the backward pass and the updates, the loss and the global gradient norm are read
+//! back: when either is NaN or infinite, neither optimiser steps and the step reports what was
+//! not finite ([`StepOutcome::non_finite`]); the trainer then stops or skips, as the config says.
 
+use serde::{Deserialize, Serialize};
 use tch::{Kind, Tensor};
 
 use hrm_act::{act_step, ActBatch, ActCarry, LossHead, LossInputs, Metrics, StepLoss};
@@ -42,8 +47,47 @@ pub struct StepRates {
     pub puzzle_emb_lr: f64,
 }
 
+/// A quantity of a training step that is checked for being finite.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Quantity {
+    /// The step's loss (`loss / global_batch_size`, what the backward pass starts from).
+    Loss,
+    /// The L2 norm of every gradient of the step together (network parameters and the
+    /// puzzle-embedding rows the batch used).
+    GradNorm,
+}
+
+impl std::fmt::Display for Quantity {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Quantity::Loss => "loss",
+            Quantity::GradNorm => "gradient norm",
+        })
+    }
+}
+
+/// What a step found not finite. Neither optimiser stepped.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct NonFinite {
+    /// The first quantity found not finite (the loss before the gradient norm).
+    pub quantity: Quantity,
+    /// Its value.
+    pub value: f64,
+}
+
+/// What one training step did.
+#[derive(Debug)]
+pub struct StepOutcome {
+    /// The step's metrics (raw batch sums).
+    pub metrics: Metrics,
+    /// `Some` when the loss or the gradient norm was not finite; the update was then not
+    /// applied (the gradients are cleared).
+    pub non_finite: Option<NonFinite>,
+}
+
 /// One training step of an ACT model. `carry` is the carry the previous step returned (`None`
-/// at the start of a run); the new one is returned with the step's metrics (raw batch sums).
+/// at the start of a run); the new one is returned with the step's outcome.
 ///
 /// # Errors
 /// When the sign-SGD shapes do not fit (a model/optimiser mismatch).
@@ -55,11 +99,11 @@ pub fn act_train_step(
     opt: &mut Optimizers,
     rates: StepRates,
     global_batch_size: usize,
-) -> Result<(ActCarry, Metrics)> {
+) -> Result<(ActCarry, StepOutcome)> {
     let carry = carry.unwrap_or_else(|| ActCarry::initial(core, batch));
     let (carry, out) = act_step(core, &carry, batch, Mode::Train);
     let step = head.act(&carry, &out);
-    backward_and_update(
+    let non_finite = backward_and_update(
         &step.loss,
         out.puzzle_emb_local.as_ref(),
         &carry.current_data.puzzle_identifiers,
@@ -67,11 +111,19 @@ pub fn act_train_step(
         rates,
         global_batch_size,
     )?;
-    Ok((carry, step.metrics))
+    Ok((
+        carry,
+        StepOutcome {
+            metrics: step.metrics,
+            non_finite,
+        },
+    ))
 }
 
-/// `(loss / global_batch_size).backward()`, then the sign-SGD on the puzzle rows of `ids` (when
-/// the model has a puzzle embedding) and AdamATan2, in the reference's order.
+/// `(loss / global_batch_size).backward()`, a check that the loss and the global gradient norm
+/// are finite, then the sign-SGD on the puzzle rows of `ids` (when the model has a puzzle
+/// embedding) and AdamATan2, in the reference's order. Returns what was not finite, in which
+/// case nothing was updated.
 fn backward_and_update(
     loss: &Tensor,
     puzzle_local: Option<&Tensor>,
@@ -79,39 +131,92 @@ fn backward_and_update(
     opt: &mut Optimizers,
     rates: StepRates,
     global_batch_size: usize,
-) -> Result<()> {
-    (loss * (1.0 / global_batch_size as f64)).backward();
+) -> Result<Option<NonFinite>> {
+    let scaled = loss * (1.0 / global_batch_size as f64);
+    scaled.backward();
     if let Some(dp) = &opt.parallel {
         dp.all_reduce_gradients(opt.adam.params())?;
     }
-    if let (Some(puzzle), Some(local)) = (&opt.puzzle, puzzle_local) {
-        let grad = local.grad();
-        match (&opt.parallel, grad.defined()) {
-            (Some(dp), _) => {
-                // Every rank takes part in the gather, with zeros where it has no gradient.
-                let grad = if grad.defined() {
-                    grad
-                } else {
-                    local.zeros_like()
-                };
-                let (grads, all_ids) = dp.gather_puzzle_gradients(&grad, ids)?;
-                sign_sgd_step(
-                    &puzzle.table,
-                    &grads,
-                    &all_ids,
-                    rates.puzzle_emb_lr,
-                    puzzle.cfg,
-                )?;
-            }
-            (None, true) => {
-                sign_sgd_step(&puzzle.table, &grad, ids, rates.puzzle_emb_lr, puzzle.cfg)?;
-            }
-            (None, false) => {}
+    let local_grad = puzzle_local
+        .filter(|_| opt.puzzle.is_some())
+        .map(|local| match (local.grad(), &opt.parallel) {
+            // Every rank takes part in the gather, with zeros where it has no gradient.
+            (g, Some(_)) if !g.defined() => local.zeros_like(),
+            (g, _) => g,
+        })
+        .filter(Tensor::defined);
+    // In a data-parallel run, every rank's rows and identifiers, so all update alike.
+    let (puzzle_grad, puzzle_ids) = match (&opt.parallel, local_grad) {
+        (Some(dp), Some(g)) => {
+            let (g, all_ids) = dp.gather_puzzle_gradients(&g, ids)?;
+            (Some(g), all_ids)
         }
+        (_, g) => (g, ids.shallow_clone()),
+    };
+    let mut non_finite = check_step(
+        &scaled,
+        opt.adam
+            .grads()
+            .chain(puzzle_grad.as_ref().map(Tensor::shallow_clone)),
+    );
+    if let Some(dp) = &opt.parallel {
+        // Ranks skip or stop together: another rank's non-finite loss counts here too.
+        if dp.any(non_finite.is_some())? && non_finite.is_none() {
+            non_finite = Some(NonFinite {
+                quantity: Quantity::Loss,
+                value: f64::NAN,
+            });
+        }
+    }
+    if non_finite.is_some() {
+        opt.adam.zero_grad();
+        return Ok(non_finite);
+    }
+    if let (Some(puzzle), Some(grad)) = (&opt.puzzle, puzzle_grad) {
+        sign_sgd_step(
+            &puzzle.table,
+            &grad,
+            &puzzle_ids,
+            rates.puzzle_emb_lr,
+            puzzle.cfg,
+        )?;
     }
     opt.adam.step(rates.lr);
     opt.adam.zero_grad();
-    Ok(())
+    Ok(None)
+}
+
+/// Reads the loss and the global L2 norm of `grads` back in one transfer and reports the first
+/// that is not finite. The norms are taken in float64 so that large but finite gradients do not
+/// overflow into a false alarm.
+fn check_step(loss: &Tensor, grads: impl Iterator<Item = Tensor>) -> Option<NonFinite> {
+    tch::no_grad(|| {
+        let norms: Vec<Tensor> = grads
+            .map(|g| g.norm_scalaropt_dtype(2.0, Kind::Double))
+            .collect();
+        let device = loss.device();
+        let total = if norms.is_empty() {
+            Tensor::zeros([], (Kind::Double, device))
+        } else {
+            Tensor::stack(&norms, 0).square().sum(Kind::Double).sqrt()
+        };
+        let both = Tensor::stack(&[loss.detach().to_kind(Kind::Double), total], 0); // [2]
+        let values: Vec<f64> = Vec::try_from(both.to_device(tch::Device::Cpu)).unwrap_or_default();
+        let (loss, norm) = (values.first().copied()?, values.get(1).copied()?);
+        if !loss.is_finite() {
+            Some(NonFinite {
+                quantity: Quantity::Loss,
+                value: loss,
+            })
+        } else if !norm.is_finite() {
+            Some(NonFinite {
+                quantity: Quantity::GradNorm,
+                value: norm,
+            })
+        } else {
+            None
+        }
+    })
 }
 
 /// Loss and metrics of a direct (single-step) model on a batch: every row counts as halted
@@ -139,7 +244,7 @@ pub fn direct_loss(
 }
 
 /// One training step of a direct model: forward, loss, backward of `loss / global_batch_size`,
-/// sign-SGD (if the model has a puzzle embedding) and AdamATan2.
+/// the finite check, sign-SGD (if the model has a puzzle embedding) and AdamATan2.
 ///
 /// # Errors
 /// When the sign-SGD shapes do not fit.
@@ -150,9 +255,9 @@ pub fn direct_train_step(
     opt: &mut Optimizers,
     rates: StepRates,
     global_batch_size: usize,
-) -> Result<Metrics> {
+) -> Result<StepOutcome> {
     let (step, out) = direct_loss(model, batch, head, Mode::Train);
-    backward_and_update(
+    let non_finite = backward_and_update(
         &step.loss,
         out.puzzle_emb_local.as_ref(),
         &batch.puzzle_identifiers,
@@ -160,5 +265,8 @@ pub fn direct_train_step(
         rates,
         global_batch_size,
     )?;
-    Ok(step.metrics)
+    Ok(StepOutcome {
+        metrics: step.metrics,
+        non_finite,
+    })
 }

@@ -6,9 +6,15 @@
 //! by `1 / global_batch_size`; the learning rate of both optimisers follows the warm-up + cosine
 //! schedule over `epochs * total_groups * mean_puzzle_examples / global_batch_size` steps;
 //! evaluation every `eval_interval` epochs with full rollouts.
+//!
+//! What clusters do to runs is handled here: a stop request ([`StopSignal`], SIGINT / SIGTERM
+//! in the `hrm` command) finishes the step and writes a checkpoint, a second one abandons the
+//! run without writing anything; `--resume` continues from the newest checkpoint that verifies
+//! ([`checkpoint::newest_verified`]) and cuts `metrics.jsonl` back to its step; a step whose
+//! loss or gradient norm is not finite stops the run, or is skipped (`on_nonfinite`).
 
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -19,7 +25,7 @@ use hrm_data::{total_train_steps, Dataset, Prefetch, SamplerState, TrainSampler}
 
 use crate::arch::{build_model, ArchModel};
 use crate::checkpoint::{self, Checkpoint, CheckpointState, CHECKPOINT_FORMAT};
-use crate::config::TrainConfig;
+use crate::config::{OnNonFinite, TrainConfig};
 use crate::device::default_forward_dtype;
 use crate::distributed::DataParallel;
 use crate::error::{Result, TrainError};
@@ -31,8 +37,83 @@ use crate::run_dir::{MetricsLine, RunDir};
 use crate::schedule::CosineSchedule;
 use crate::seeded;
 use crate::train_step::{
-    act_train_step, direct_train_step, Optimizers, PuzzleOptimizer, StepRates,
+    act_train_step, direct_train_step, NonFinite, Optimizers, PuzzleOptimizer, StepOutcome,
+    StepRates,
 };
+
+/// Under `on_nonfinite = "skip"`, a run that skips this many steps in a row stops with
+/// [`TrainError::Diverged`]: its weights no longer give finite values, and skipping more would
+/// only spend the budget.
+pub const MAX_CONSECUTIVE_SKIPS: u64 = 20;
+
+/// How far a stop request has gone.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum StopLevel {
+    /// No request: keep training.
+    Run,
+    /// Finish the current step, write a checkpoint, return.
+    Stop,
+    /// Return after the current step without writing anything more.
+    Abandon,
+}
+
+/// A stop request shared between the trainer and whoever asks it to stop (a signal handler, a
+/// controlling thread). Clones share the request. It only rises: `Run` -> `Stop` -> `Abandon`.
+#[derive(Debug, Clone, Default)]
+pub struct StopSignal(Arc<AtomicU8>);
+
+impl StopSignal {
+    /// A signal with no request.
+    pub fn new() -> Self {
+        StopSignal::default()
+    }
+
+    /// The current level.
+    pub fn level(&self) -> StopLevel {
+        match self.0.load(Ordering::SeqCst) {
+            0 => StopLevel::Run,
+            1 => StopLevel::Stop,
+            _ => StopLevel::Abandon,
+        }
+    }
+
+    /// Asks the run to stop with a checkpoint (no effect once abandoned).
+    pub fn request_stop(&self) {
+        let _ = self
+            .0
+            .compare_exchange(0, 1, Ordering::SeqCst, Ordering::SeqCst);
+    }
+
+    /// Asks the run to stop without writing a checkpoint.
+    pub fn abandon(&self) {
+        self.0.store(2, Ordering::SeqCst);
+    }
+
+    /// One more request, as a repeated Ctrl-C: the first asks for a stop with a checkpoint,
+    /// the next for abandoning. Returns the level now in force.
+    pub fn escalate(&self) -> StopLevel {
+        let before = self
+            .0
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |v| Some((v + 1).min(2)))
+            .unwrap_or(2);
+        if before == 0 {
+            StopLevel::Stop
+        } else {
+            StopLevel::Abandon
+        }
+    }
+}
+
+/// Why a run ended before the end of its schedule.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StopReason {
+    /// A stop request ([`StopLevel::Stop`]): the run wrote a checkpoint; `--resume` continues.
+    Requested,
+    /// [`TrainOptions::stop_at_step`] was reached: the run wrote a checkpoint.
+    StepBudget,
+    /// [`StopLevel::Abandon`]: nothing was written after the request.
+    Abandoned,
+}
 
 /// How to run a training job.
 #[derive(Debug, Clone)]
@@ -45,8 +126,9 @@ pub struct TrainOptions {
     pub device: Device,
     /// Continue from the run directory's latest checkpoint.
     pub resume: bool,
-    /// Set from outside (Ctrl-C) to stop after the current step with a checkpoint.
-    pub stop: Option<Arc<AtomicBool>>,
+    /// Raised from outside (Ctrl-C, SIGTERM) to stop after the current step, with a
+    /// checkpoint ([`StopLevel::Stop`]) or without ([`StopLevel::Abandon`]).
+    pub stop: Option<StopSignal>,
     /// Stop (with a checkpoint, as on Ctrl-C) once this many steps are done; the schedule
     /// still spans the whole run, so `--resume` continues it unchanged.
     pub stop_at_step: Option<u64>,
@@ -78,8 +160,10 @@ pub struct TrainSummary {
     pub steps: u64,
     /// Steps the schedule spans.
     pub total_steps: u64,
-    /// Whether the run stopped early on request.
+    /// Whether the run stopped before the end of its schedule (see `stopped`).
     pub interrupted: bool,
+    /// Why it stopped early, if it did.
+    pub stopped: Option<StopReason>,
     /// Seconds spent in training steps (this process and resumed ones).
     pub train_seconds: f64,
     /// Training examples per second over this process's steps.
@@ -150,12 +234,10 @@ struct Session<'a> {
 }
 
 impl Session<'_> {
-    /// One optimisation step on `batch`.
-    fn train_step(
-        &mut self,
-        batch: &hrm_data::Batch,
-        rates: StepRates,
-    ) -> Result<hrm_act::Metrics> {
+    /// One optimisation step on `batch`. When the loss or the gradient norm is not finite no
+    /// update is applied, the EMA is left alone and the carry restarts (a hidden state that went
+    /// non-finite must not reach the next batch).
+    fn train_step(&mut self, batch: &hrm_data::Batch, rates: StepRates) -> Result<StepOutcome> {
         let local;
         let batch = match &self.parallel {
             Some(dp) => {
@@ -171,9 +253,9 @@ impl Session<'_> {
         let rank = self.parallel.as_ref().map_or(0, DataParallel::rank) as u64;
         let seed = ((self.cfg.seed.wrapping_mul(1_000_003) ^ self.step).wrapping_add(rank)) as i64;
         let gbs = self.cfg.global_batch_size;
-        let metrics = seeded::with_seed(seed, || match &self.model {
+        let outcome = seeded::with_seed(seed, || match &self.model {
             ArchModel::Recurrent(core) => {
-                let (next, m) = act_train_step(
+                let (next, outcome) = act_train_step(
                     core.as_ref(),
                     self.carry.take(),
                     &act_batch,
@@ -183,7 +265,7 @@ impl Session<'_> {
                     gbs,
                 )?;
                 self.carry = Some(next);
-                Ok(m)
+                Ok(outcome)
             }
             ArchModel::Direct(direct) => direct_train_step(
                 direct.as_ref(),
@@ -194,10 +276,12 @@ impl Session<'_> {
                 gbs,
             ),
         })?;
-        if let Some(ema) = self.ema.as_mut() {
+        if outcome.non_finite.is_some() {
+            self.carry = None;
+        } else if let Some(ema) = self.ema.as_mut() {
             ema.update(&self.model.params().trainable());
         }
-        Ok(metrics)
+        Ok(outcome)
     }
 
     /// Evaluates on the test split (if any), logs it, and for ARC votes and writes a submission.
@@ -303,6 +387,8 @@ impl Session<'_> {
                 config_toml: self.cfg.to_toml_string(),
                 model: self.model_table.clone(),
                 train_seconds: self.train_seconds,
+                // Filled in by `checkpoint::save` from what it writes.
+                files: Default::default(),
             },
             model: self.model.params().all(),
             optimizer,
@@ -314,9 +400,9 @@ impl Session<'_> {
         )?))
     }
 
-    /// Continues from `dir`: weights, optimiser moments, EMA, carry, step and time.
-    fn restore(&mut self, dir: &std::path::Path) -> Result<SamplerState> {
-        let ckpt = checkpoint::load(dir)?;
+    /// Continues from the verified checkpoint `ckpt`: weights, optimiser moments, EMA, carry,
+    /// step and time.
+    fn restore(&mut self, ckpt: &Checkpoint) -> Result<SamplerState> {
         check_resumable(&ckpt.state, self.cfg, &self.model_table)?;
         let device = self.device;
         let params = self.model.params();
@@ -342,7 +428,7 @@ impl Session<'_> {
         }
         self.step = ckpt.state.step;
         self.train_seconds = ckpt.state.train_seconds;
-        Ok(ckpt.state.sampler)
+        Ok(ckpt.state.sampler.clone())
     }
 }
 
@@ -446,28 +532,46 @@ pub fn train_with(opts: TrainOptions, observer: &mut dyn TrainObserver) -> Resul
         parallel: opts.parallel.clone(),
     };
 
-    // The state to continue from.
+    // The state to continue from: the newest checkpoint that verifies (damaged newer ones are
+    // moved aside and reported).
     let ckpt_root = s.run.checkpoints();
     let mut resumed_from = None;
-    let mut sampler = match (opts.resume, checkpoint::latest(&ckpt_root)?) {
-        (true, Some(dir)) => {
-            let state = s.restore(&dir)?;
-            resumed_from = Some(dir);
-            TrainSampler::restore(&train_ds, &state)?
+    let mut skipped_checkpoints = Vec::new();
+    let mut sampler = if opts.resume {
+        // Rank 0 moves damaged checkpoints aside before the others look, so that no two
+        // processes rename the same directory.
+        if let Some(dp) = s.parallel.as_ref().filter(|dp| !dp.is_main()) {
+            dp.group().barrier()?;
         }
-        (true, None) => {
+        let newest = checkpoint::newest_verified(&ckpt_root);
+        if let Some(dp) = s.parallel.as_ref().filter(|dp| dp.is_main()) {
+            dp.group().barrier()?;
+        }
+        let Some(found) = newest? else {
             return Err(TrainError::Checkpoint(format!(
                 "--resume: no checkpoint in {} (start without --resume)",
                 ckpt_root.display()
-            )))
-        }
-        (false, Some(_)) => {
+            )));
+        };
+        let state = s.restore(&found.checkpoint)?;
+        resumed_from = Some(found.dir);
+        skipped_checkpoints = found.skipped;
+        TrainSampler::restore(&train_ds, &state)?
+    } else {
+        if checkpoint::latest(&ckpt_root)?.is_some() {
             return Err(TrainError::Checkpoint(format!(
                 "{} already holds checkpoints: pass --resume to continue that run, or choose another run directory",
                 opts.run_dir.display()
-            )))
+            )));
         }
-        (false, None) => TrainSampler::new(&train_ds, cfg.global_batch_size, cfg.seed)?,
+        TrainSampler::new(&train_ds, cfg.global_batch_size, cfg.seed)?
+    };
+    // Lines logged after the checkpoint (by a run killed before its next one) are logged again
+    // by this run: cut them, and a line torn by the kill.
+    let metrics_cut = if s.is_main() {
+        s.run.cut_metrics(s.step)?
+    } else {
+        Default::default()
     };
     let mut resolved = cfg.clone();
     resolved.model = s.model_table.clone();
@@ -488,6 +592,8 @@ pub fn train_with(opts: TrainOptions, observer: &mut dyn TrainObserver) -> Resul
         step: s.step,
         resumed_from: resumed_from.as_deref(),
         num_parameters: s.model.params().num_trainable(),
+        skipped_checkpoints: &skipped_checkpoints,
+        metrics_cut: &metrics_cut,
     });
     let prior_seconds = s.train_seconds;
     let mut steps_here = 0u64;
@@ -497,16 +603,31 @@ pub fn train_with(opts: TrainOptions, observer: &mut dyn TrainObserver) -> Resul
     let mut last_eval_step = None;
     let mut last_checkpoint = None;
     let mut last_checkpoint_step = None;
-    let mut interrupted = false;
+    let mut stopped = None;
+    let mut consecutive_skips = 0u64;
+    let level = |opts: &TrainOptions| opts.stop.as_ref().map_or(StopLevel::Run, StopSignal::level);
 
     while s.step < total_steps {
-        let mut requested = opts.stop.as_ref().is_some_and(|f| f.load(Ordering::SeqCst));
+        let mut wanted = level(&opts);
         if let Some(dp) = &s.parallel {
             // Every rank leaves at the same step, or the others would wait in a collective.
-            requested = dp.any(requested)?;
+            if dp.any(wanted != StopLevel::Run)? && wanted == StopLevel::Run {
+                wanted = StopLevel::Stop;
+            }
         }
-        if requested || opts.stop_at_step.is_some_and(|at| s.step >= at) {
-            interrupted = true;
+        match wanted {
+            StopLevel::Run => {}
+            StopLevel::Stop => {
+                stopped = Some(StopReason::Requested);
+                break;
+            }
+            StopLevel::Abandon => {
+                stopped = Some(StopReason::Abandoned);
+                break;
+            }
+        }
+        if opts.stop_at_step.is_some_and(|at| s.step >= at) {
+            stopped = Some(StopReason::StepBudget);
             break;
         }
         let Some((batch, state_after)) = prefetch.next() else {
@@ -521,20 +642,44 @@ pub fn train_with(opts: TrainOptions, observer: &mut dyn TrainObserver) -> Resul
             lr: schedule.lr(s.step),
             puzzle_emb_lr: puzzle_schedule.lr(s.step),
         };
-        let metrics = s.train_step(&batch, rates)?;
+        let outcome = s.train_step(&batch, rates)?;
         s.sampler_state = Some(state_after);
         steps_here += 1;
-        interval.started.get_or_insert(t0);
-        let values = match &s.parallel {
-            Some(dp) => dp.sum_metrics(&metrics.to_host())?,
-            None => metrics.to_host(),
-        };
-        interval.sums.accumulate(&values);
-        interval.steps += 1;
+        if let Some(what) = outcome.non_finite {
+            s.log(&MetricsLine::NonFinite {
+                step: s.step,
+                quantity: what.quantity,
+                value: what.value,
+                action: cfg.on_nonfinite,
+            })?;
+            match cfg.on_nonfinite {
+                OnNonFinite::Stop => return Err(non_finite_error(s.step, what)),
+                OnNonFinite::Skip => {
+                    observer.on_skipped_step(s.step, &what);
+                    consecutive_skips += 1;
+                    if consecutive_skips >= MAX_CONSECUTIVE_SKIPS {
+                        return Err(TrainError::Diverged {
+                            step: s.step,
+                            count: consecutive_skips,
+                            quantity: what.quantity,
+                        });
+                    }
+                }
+            }
+        } else {
+            consecutive_skips = 0;
+            interval.started.get_or_insert(t0);
+            let values = match &s.parallel {
+                Some(dp) => dp.sum_metrics(&outcome.metrics.to_host())?,
+                None => outcome.metrics.to_host(),
+            };
+            interval.sums.accumulate(&values);
+            interval.steps += 1;
+        }
         s.train_seconds += t0.elapsed().as_secs_f64();
 
         let mut logged = None;
-        if s.step % cfg.log_interval == 0 || s.step == total_steps {
+        if (s.step % cfg.log_interval == 0 || s.step == total_steps) && interval.steps > 0 {
             let elapsed = interval
                 .started
                 .map_or(0.0, |t| t.elapsed().as_secs_f64())
@@ -558,35 +703,41 @@ pub fn train_with(opts: TrainOptions, observer: &mut dyn TrainObserver) -> Resul
         });
         last_train = logged.or(last_train);
 
-        if eval_every.is_some_and(|e| s.step % e == 0) {
+        // A stop request skips the evaluation (a preempted job has seconds, not minutes) but
+        // not the checkpoint below.
+        if eval_every.is_some_and(|e| s.step % e == 0) && level(&opts) == StopLevel::Run {
             let report = s.evaluate()?;
             if let Some(r) = &report {
                 observer.on_eval(s.step, r);
             }
             last_eval = report.or(last_eval);
             last_eval_step = Some(s.step);
-            if cfg.checkpoint_every_eval {
+            if cfg.checkpoint_every_eval && level(&opts) != StopLevel::Abandon {
                 last_checkpoint = s.save_checkpoint()?.or(last_checkpoint);
                 last_checkpoint_step = Some(s.step);
             }
         }
     }
     drop(prefetch);
-    if !interrupted && last_eval_step != Some(s.step) {
+    if stopped.is_none() && last_eval_step != Some(s.step) && level(&opts) == StopLevel::Run {
         let report = s.evaluate()?;
         if let Some(r) = &report {
             observer.on_eval(s.step, r);
         }
         last_eval = report.or(last_eval);
     }
-    if steps_here > 0 && last_checkpoint_step != Some(s.step) {
+    // After an abandon request nothing more is written, whenever it came.
+    if level(&opts) == StopLevel::Abandon {
+        stopped = Some(StopReason::Abandoned);
+    } else if steps_here > 0 && last_checkpoint_step != Some(s.step) {
         last_checkpoint = s.save_checkpoint()?.or(last_checkpoint);
     }
     let here_seconds = s.train_seconds - prior_seconds;
     let summary = TrainSummary {
         steps: s.step,
         total_steps,
-        interrupted,
+        interrupted: stopped.is_some(),
+        stopped,
         train_seconds: s.train_seconds,
         samples_per_sec: if here_seconds > 0.0 {
             steps_here as f64 * cfg.global_batch_size as f64 / here_seconds
@@ -604,6 +755,14 @@ pub fn train_with(opts: TrainOptions, observer: &mut dyn TrainObserver) -> Resul
     };
     observer.on_end(s.run.path(), &summary);
     Ok(summary)
+}
+
+fn non_finite_error(step: u64, what: NonFinite) -> TrainError {
+    TrainError::NonFinite {
+        step,
+        quantity: what.quantity,
+        value: what.value,
+    }
 }
 
 fn dataset_error(path: &std::path::Path, e: hrm_data::DataError) -> TrainError {

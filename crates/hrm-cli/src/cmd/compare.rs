@@ -8,8 +8,6 @@
 //! `--batch-size` and `--data` scale it up for a GPU.
 
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::Context;
@@ -82,14 +80,7 @@ pub fn run(args: CompareArgs) -> anyhow::Result<()> {
     if args.threads > 0 {
         tch::set_num_threads(args.threads);
     }
-    let stop = Arc::new(AtomicBool::new(false));
-    let handler_stop = Arc::clone(&stop);
-    let _ = ctrlc::set_handler(move || {
-        if handler_stop.swap(true, Ordering::SeqCst) {
-            std::process::exit(130);
-        }
-        eprintln!("\ninterrupt: stopping after the current step (again to exit at once)");
-    });
+    let stop = super::train::install_stop_handler();
     let command = std::iter::once("hrm".to_string())
         .chain(std::env::args().skip(1))
         .collect::<Vec<_>>()

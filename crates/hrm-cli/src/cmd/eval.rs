@@ -121,11 +121,12 @@ pub fn run(args: EvalArgs) -> anyhow::Result<()> {
             if r.ema { ", EMA weights" } else { "" }
         );
     }
-    let context = || {
-        format!(
-            "evaluating on {} (pass --data DIR if the dataset is elsewhere)",
+    let context = || match &args.data {
+        Some(_) => format!("evaluating on {}", data.display()),
+        None => format!(
+            "evaluating on {}, the run's data_path (pass --data DIR if the dataset is elsewhere)",
             data.display()
-        )
+        ),
     };
     if args.bench_halting {
         return bench(&args, loaded, &data, &out, device);

@@ -19,10 +19,24 @@ pub struct Cli {
     pub command: Command,
 }
 
+/// Exit status of `hrm train` (and `hrm compare`'s runs) stopped by SIGINT or SIGTERM after
+/// writing a checkpoint: `EX_TEMPFAIL` of `sysexits.h`, "try again" (with `--resume`).
+pub const EXIT_STOPPED: u8 = 75;
+
+/// Exit status of a run abandoned by a second SIGINT or SIGTERM without writing a checkpoint
+/// (128 + SIGINT, as shells report an interrupted command).
+pub const EXIT_ABANDONED: u8 = 130;
+
 /// The subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Train a model (without a config: the embedded default run).
+    #[command(
+        after_help = "Exit status: 0 when the run finished or reached --stop-at-step; 1 on \
+an error (a bad config, a diverged run, a damaged checkpoint with nothing to fall back to); 75 \
+when SIGINT (Ctrl-C) or SIGTERM stopped it after writing a checkpoint (continue with --resume); \
+130 when a second SIGINT/SIGTERM abandoned it without writing one. See docs/runs.md."
+    )]
     Train(train::TrainArgs),
     /// Check the model against golden case directories of the reference's numbers.
     Golden(golden::GoldenArgs),
@@ -53,18 +67,19 @@ pub(crate) fn set_threads(threads: Option<i32>) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Runs a parsed command line.
+/// Runs a parsed command line; returns the exit status (0 unless `hrm train` was stopped, see
+/// [`EXIT_STOPPED`] and [`EXIT_ABANDONED`]).
 ///
 /// # Errors
 /// Whatever the subcommand reports, with context.
-pub fn run(cli: Cli) -> anyhow::Result<()> {
+pub fn run(cli: Cli) -> anyhow::Result<u8> {
     match cli.command {
         Command::Train(args) => train::run(args),
-        Command::Golden(args) => golden::run(args),
-        Command::Compare(args) => compare::run(args),
-        Command::Bench(args) => bench::run(args),
-        Command::Data(cmd) => data::run(cmd),
-        Command::Solve(args) => solve::run(args),
-        Command::Eval(args) => eval::run(args),
+        Command::Golden(args) => golden::run(args).map(|()| 0),
+        Command::Compare(args) => compare::run(args).map(|()| 0),
+        Command::Bench(args) => bench::run(args).map(|()| 0),
+        Command::Data(cmd) => data::run(cmd).map(|()| 0),
+        Command::Solve(args) => solve::run(args).map(|()| 0),
+        Command::Eval(args) => eval::run(args).map(|()| 0),
     }
 }

@@ -3,22 +3,28 @@
 //! Without a config, trains the embedded default: a small dataset the project generates itself
 //! (built on first use under `data/`), a config sized for a 2-core CPU, then prints the
 //! held-out exact accuracy.
+//!
+//! SIGINT (Ctrl-C), SIGTERM (what Slurm and Kubernetes send before they kill a preempted job)
+//! and SIGHUP stop the run after the current step with a checkpoint, and the command exits with
+//! [`super::EXIT_STOPPED`]; a second one abandons the run without writing anything more
+//! ([`super::EXIT_ABANDONED`]); a third exits at once. `docs/runs.md` has the details.
 
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::rc::Rc;
 use std::time::Duration;
 
 use anyhow::Context;
 
 use crate::default_data;
-use hrm_dist::{DistEnv, ProcessGroup};
 use hrm_train::config::TrainConfig;
 use hrm_train::device::{device_name, parse_device};
+use hrm_dist::{DistEnv, ProcessGroup};
 use hrm_train::distributed::DataParallel;
 use hrm_train::observer::NoObserver;
-use hrm_train::trainer::{train_with, TrainOptions, TrainSummary};
 use tch::Device;
+use hrm_train::trainer::{
+    train_with, StopLevel, StopReason, StopSignal, TrainOptions, TrainSummary,
+};
 
 use crate::progress::{format_eval, TerminalObserver};
 
@@ -62,16 +68,18 @@ pub struct TrainArgs {
     pub dist_timeout: u64,
 }
 
-/// Runs `hrm train`.
+/// Runs `hrm train`; returns the exit status (0, [`super::EXIT_STOPPED`] or
+/// [`super::EXIT_ABANDONED`]).
 ///
 /// # Errors
-/// Bad configs, missing data, unusable checkpoints, I/O failures, each with context.
-pub fn run(args: TrainArgs) -> anyhow::Result<()> {
+/// Bad configs, missing data, unusable checkpoints, a diverged run, I/O failures, each with
+/// context.
+pub fn run(args: TrainArgs) -> anyhow::Result<u8> {
     let env = DistEnv::from_env().context("reading torchrun's environment")?;
     let timeout = Duration::from_secs(args.dist_timeout.max(1));
     if let (Some(n), 1) = (args.nproc, env.world_size) {
         if n > 1 {
-            return crate::launch::launch(n, timeout, 0);
+            return crate::launch::launch(n, timeout);
         }
     }
     let mut device = parse_device(&args.device)?;
@@ -87,7 +95,7 @@ pub fn run(args: TrainArgs) -> anyhow::Result<()> {
                 env.rank, env.world_size, env.master_addr, env.master_port
             )
         })?;
-        Some(DataParallel::new(std::rc::Rc::new(group)))
+        Some(DataParallel::new(Rc::new(group)))
     } else {
         None
     };
@@ -115,18 +123,16 @@ pub fn run(args: TrainArgs) -> anyhow::Result<()> {
         // Every worker must name the same directory; their clocks may not agree on a stamp.
         (None, Some(_)) => anyhow::bail!("data-parallel training needs --run-dir"),
     };
-    let stop = Arc::new(AtomicBool::new(false));
-    install_ctrl_c(Arc::clone(&stop));
+    let stop = install_stop_handler();
     if main {
         eprintln!(
             "[train] {} on {} ({} threads{}), data {}, run dir {}",
             config.arch.name(),
             device_name(device),
             tch::get_num_threads(),
-            parallel.as_ref().map_or(String::new(), |dp| format!(
-                ", {} processes",
-                dp.world_size()
-            )),
+            parallel
+                .as_ref()
+                .map_or(String::new(), |dp| format!(", {} processes", dp.world_size())),
             config.data_path.display(),
             run_dir.display()
         );
@@ -144,33 +150,39 @@ pub fn run(args: TrainArgs) -> anyhow::Result<()> {
         train_with(options, &mut NoObserver)
     };
     let summary = result.with_context(|| {
-        format!(
-            "training in {}{}",
-            run_dir.display(),
-            if env.world_size > 1 {
-                format!(" (rank {} of {})", env.rank, env.world_size)
-            } else {
-                String::new()
-            }
-        )
+        let rank = if env.world_size > 1 {
+            format!(" (rank {} of {})", env.rank, env.world_size)
+        } else {
+            String::new()
+        };
+        format!("training in {}{rank}", run_dir.display())
     })?;
     if main {
         print_summary(&summary, &run_dir);
     }
-    Ok(())
+    Ok(match summary.stopped {
+        Some(StopReason::Requested) => super::EXIT_STOPPED,
+        Some(StopReason::Abandoned) => super::EXIT_ABANDONED,
+        Some(StopReason::StepBudget) | None => 0,
+    })
 }
 
 fn print_summary(s: &TrainSummary, run_dir: &Path) {
     println!();
-    if s.interrupted {
-        println!(
+    match s.stopped {
+        Some(StopReason::Abandoned) => println!(
+            "abandoned at step {} of {} without a checkpoint of it; --resume --run-dir {} continues from the last one",
+            s.steps,
+            s.total_steps,
+            run_dir.display()
+        ),
+        Some(_) => println!(
             "stopped at step {} of {}; continue with --resume --run-dir {}",
             s.steps,
             s.total_steps,
             run_dir.display()
-        );
-    } else {
-        println!("trained {} steps", s.steps);
+        ),
+        None => println!("trained {} steps", s.steps),
     }
     println!(
         "  {} parameters, {:.0} s in training steps, {:.1} train samples/s",
@@ -222,16 +234,34 @@ fn ensure_default_dataset(path: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn install_ctrl_c(stop: Arc<AtomicBool>) {
-    let _ = ctrlc::set_handler(move || {
-        if stop.swap(true, Ordering::SeqCst) {
-            eprintln!("\nsecond interrupt: exiting without a checkpoint");
-            std::process::exit(130);
+/// Installs the handler of SIGINT, SIGTERM and SIGHUP for a training command and returns the
+/// signal the trainer watches: the first request stops after the step with a checkpoint, the
+/// second abandons the run (nothing more is written), the third exits at once.
+pub(crate) fn install_stop_handler() -> StopSignal {
+    let stop = StopSignal::new();
+    let handler = stop.clone();
+    let installed = ctrlc::set_handler(move || match handler.level() {
+        StopLevel::Run => {
+            handler.request_stop();
+            eprintln!(
+                "\n[train] stop requested (SIGINT/SIGTERM): finishing the step and writing a checkpoint; again to exit without one"
+            );
         }
-        eprintln!(
-            "\ninterrupt: finishing the step and writing a checkpoint (again to exit at once)"
-        );
+        StopLevel::Stop => {
+            handler.abandon();
+            eprintln!(
+                "\n[train] second stop request: exiting after the current step without writing a checkpoint; again to exit at once"
+            );
+        }
+        StopLevel::Abandon => {
+            eprintln!("\n[train] third stop request: exiting now");
+            std::process::exit(i32::from(super::EXIT_ABANDONED));
+        }
     });
+    if let Err(e) = installed {
+        eprintln!("warning: SIGINT/SIGTERM will kill the run without a checkpoint: {e}");
+    }
+    stop
 }
 
 /// `YYYYmmdd-HHMMSS` in UTC, from the system clock.

@@ -36,13 +36,12 @@ pub use sizing::{choose_width, count_params, overrides_for, plan, preset};
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
-use std::sync::atomic::AtomicBool;
-use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 use tch::Device;
 
 use hrm_train::config::{Arch, TrainConfig};
+use hrm_train::trainer::StopSignal;
 use hrm_train::{Result, TrainError};
 /// Training examples drawn per architecture by default: 2000 steps of 64 (64 epochs of the
 /// default data): 20 to 25 minutes for the four default runs on a 2-core CPU.
@@ -83,8 +82,8 @@ pub struct CompareOptions {
     pub overrides: Vec<String>,
     /// Progress bars on the terminal.
     pub progress: bool,
-    /// Set from outside (Ctrl-C) to stop the current run and the comparison.
-    pub stop: Option<Arc<AtomicBool>>,
+    /// Raised from outside (Ctrl-C) to stop the current run and the comparison.
+    pub stop: Option<StopSignal>,
     /// The command line, for the report.
     pub command: String,
 }

@@ -164,7 +164,7 @@ pub fn curve(run_dir: &Path, batch_size: usize) -> Result<Vec<CurvePoint>> {
                 exact_accuracy: overall.get("exact_accuracy"),
                 token_accuracy: overall.get("accuracy"),
             }),
-            MetricsLine::Train { .. } => None,
+            MetricsLine::Train { .. } | MetricsLine::NonFinite { .. } => None,
         })
         .collect())
 }

@@ -49,7 +49,8 @@ pub struct HrmConfig {
     pub expansion: f64,
     /// Attention heads (`nh`); must divide `hidden_size`.
     pub num_heads: usize,
-    /// Position encoding.
+    /// Position encoding (reference default `rope`).
+    #[serde(default = "crate::config::default_pos_encodings")]
     pub pos_encodings: PosEncoding,
     /// RMSNorm epsilon (reference default 1e-5).
     #[serde(default = "crate::config::default_rms_norm_eps")]
@@ -59,7 +60,9 @@ pub struct HrmConfig {
     pub rope_theta: f64,
     /// Maximum ACT steps (`K`).
     pub halt_max_steps: usize,
-    /// Probability of drawing a random minimum number of steps in training.
+    /// Probability of drawing a random minimum number of steps in training (reference
+    /// default 0.1).
+    #[serde(default = "crate::config::default_halt_exploration_prob")]
     pub halt_exploration_prob: f64,
     /// Dtype of the forward pass.
     #[serde(default = "crate::config::default_forward_dtype")]

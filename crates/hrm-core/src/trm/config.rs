@@ -75,7 +75,9 @@ pub struct TrmConfig {
     /// Attention heads (`nh`); must divide `hidden_size` (checked also with `mlp_t`, where the
     /// head dimension only sizes the unused RoPE tables).
     pub num_heads: usize,
-    /// Position encoding: `"rope"`, `"learned"` or `"none"` (TRM's Sudoku setting with `mlp_t`).
+    /// Position encoding: `"rope"` (default), `"learned"` or `"none"` (TRM's Sudoku setting
+    /// with `mlp_t`).
+    #[serde(default = "crate::config::default_pos_encodings")]
     pub pos_encodings: PosEncoding,
     /// RMSNorm epsilon (reference default 1e-5).
     #[serde(default = "crate::config::default_rms_norm_eps")]
@@ -85,7 +87,9 @@ pub struct TrmConfig {
     pub rope_theta: f64,
     /// Maximum ACT steps (`K`).
     pub halt_max_steps: usize,
-    /// Probability of drawing a random minimum number of steps in training.
+    /// Probability of drawing a random minimum number of steps in training (reference
+    /// default 0.1).
+    #[serde(default = "crate::config::default_halt_exploration_prob")]
     pub halt_exploration_prob: f64,
     /// Dtype of the forward pass (reference default bfloat16). Parameters stay float32.
     #[serde(default = "crate::config::default_forward_dtype")]

@@ -135,6 +135,15 @@ impl AdamAtan2 {
         }
     }
 
+    /// The defined gradients of the parameters (shallow handles), for the finite check of a
+    /// step.
+    pub fn grads(&self) -> impl Iterator<Item = Tensor> + '_ {
+        self.params
+            .iter()
+            .map(|(_, p)| p.grad())
+            .filter(Tensor::defined)
+    }
+
     /// `(name, state)` pairs, for checkpoints.
     pub fn named_state(&self) -> impl Iterator<Item = (&str, &MomentState)> {
         self.params
