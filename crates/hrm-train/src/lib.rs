@@ -51,6 +51,7 @@ pub mod device;
 pub mod error;
 pub mod eval;
 pub mod golden;
+pub mod import;
 pub mod optim;
 pub mod outputs;
 pub mod plot;
