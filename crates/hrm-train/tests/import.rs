@@ -11,7 +11,7 @@ use tch::{Device, Kind, Tensor};
 use hrm_train::checkpoint::{self, load_model};
 use hrm_train::golden::check_case;
 use hrm_train::import::{
-    import_checkpoint, read_import_record, ImportOptions, TensorMismatch, TorchFormat,
+    import_checkpoint, read_import_record, ImportOptions, ImportReport, TensorMismatch, TorchFormat,
 };
 use hrm_train::TrainError;
 
@@ -232,7 +232,7 @@ fn import_refuses_non_checkpoints_truncated_files_and_misfits() {
     torch_file_error(try_import(&yaml, &[]), "neither a zip archive");
     let empty = tmp.path().join("empty.pt");
     std::fs::write(&empty, b"").expect("write");
-    torch_file_error(try_import(&empty, &[]), "it is empty");
+    torch_file_error(try_import(&empty, &[]), "the file is empty");
     let pickle = tmp.path().join("pickle.pt");
     std::fs::write(&pickle, b"\x80\x02N.").expect("write");
     torch_file_error(try_import(&pickle, &[]), "magic number");
@@ -350,94 +350,97 @@ fn torch_python() -> Result<Command, String> {
     Ok(command)
 }
 
-fn golden_case(name: &str) -> PathBuf {
-    let dir = match std::env::var_os("HRM_GOLDEN_DIR") {
+fn golden_case(var: &str, default: &str, name: &str) -> PathBuf {
+    let dir = match std::env::var_os(var) {
         Some(dir) => PathBuf::from(dir),
-        None => Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/golden"),
+        None => Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../../../shared")
+            .join(default),
     };
     let case = dir.join(name);
     assert!(
         case.join("config.json").is_file(),
-        "golden case {} does not exist (set HRM_GOLDEN_DIR to point elsewhere)",
+        "golden case {} does not exist (set {var} to point elsewhere)",
         case.display()
     );
     case
 }
 
-#[test]
-fn a_golden_case_saved_by_torch_imports_and_reproduces_its_outputs() {
-    single_thread();
-    let case = golden_case("sudoku_rope_puzzleemb");
-    let tmp = tempfile::tempdir().expect("tempdir");
-    let saved = tmp.path().join("saved");
-    // The weights are 1 MB: saved here with the reference's torch rather than committed.
-    let python = match torch_python() {
-        Ok(p) => p,
-        Err(why) => {
-            println!("SKIPPED: no Python with torch to write the golden checkpoint: {why}");
-            return;
-        }
-    };
-    let mut python = python;
+/// Saves `case`'s weights with torch (`step_7.pt`: `_orig_mod.model.` names in float32;
+/// `bf16.pt`: `model.` names in bfloat16) into `saved`; `Err` says why it could not.
+fn save_with_torch(case: &Path, saved: &Path) -> Result<(), String> {
+    let mut python = torch_python()?;
     let out = python
         .arg(fixtures().join("make_fixtures.py"))
         .arg("golden")
-        .arg(&case)
-        .arg(&saved)
-        .output();
-    match out {
-        Ok(o) if o.status.success() => {}
-        Ok(o) => {
-            println!(
-                "SKIPPED: the Python with torch failed to write the golden checkpoint ({}): {}",
-                o.status,
-                String::from_utf8_lossy(&o.stderr)
-                    .lines()
-                    .last()
-                    .unwrap_or("")
-            );
-            return;
-        }
-        Err(e) => {
-            println!("SKIPPED: cannot run Python to write the golden checkpoint: {e}");
-            return;
-        }
+        .arg(case)
+        .arg(saved)
+        .output()
+        .map_err(|e| format!("cannot run Python: {e}"))?;
+    if out.status.success() {
+        Ok(())
+    } else {
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        Err(format!(
+            "the Python with torch failed ({}): {}",
+            out.status,
+            stderr.lines().last().unwrap_or("")
+        ))
     }
-    let yaml = fixtures().join("golden_sudoku_rope_puzzleemb.yaml");
+}
+
+/// Imports the torch saves of `case` with `yaml` and checks the weights are bit-exact (float32)
+/// or the bfloat16 rounding of the golden ones, and that the golden check passes on them; then
+/// hands the float32 save, the YAML and a scratch directory to `more`.
+fn import_golden(
+    case: &Path,
+    yaml: &str,
+    overrides: &[&str],
+    more: impl FnOnce(&Path, &Path, &Path),
+) -> Option<ImportReport> {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let saved = tmp.path().join("saved");
+    // The weights are 0.5-1.6 MB: saved here with the reference's torch rather than committed.
+    if let Err(why) = save_with_torch(case, &saved) {
+        println!(
+            "SKIPPED {}: no torch to write the checkpoint: {why}",
+            case.display()
+        );
+        return None;
+    }
+    let yaml = fixtures().join(yaml);
     let golden: Vec<(String, Tensor)> =
         hrm_core::weights::read_safetensors(&case.join("weights.safetensors")).expect("weights");
+    let import = |file: &str, run: &str| {
+        let mut opts = ImportOptions::new(saved.join(file), &yaml, tmp.path().join(run));
+        opts.overrides = overrides.iter().map(|s| s.to_string()).collect();
+        let report = import_checkpoint(&opts).unwrap_or_else(|e| panic!("{file}: {e}"));
+        println!("{report}");
+        let loaded = load_model(&opts.out, Device::Cpu).expect("loads");
+        (report, loaded)
+    };
+    let compare = |loaded: &checkpoint::LoadedModel, kind: Kind| {
+        let params = loaded.model.params().all();
+        assert_eq!(params.len(), golden.len());
+        for (name, want) in &golden {
+            let short = name.trim_start_matches("model.");
+            let got = &params
+                .iter()
+                .find(|(n, _)| n == short)
+                .unwrap_or_else(|| panic!("{short} not imported"))
+                .1;
+            let want = want.to_kind(kind).to_kind(Kind::Float);
+            assert_eq!(max_abs_diff(got, &want), 0.0, "{short} is not bit-exact");
+        }
+    };
 
-    // RoPE: the weights do not say how long a sequence is.
-    let run = tmp.path().join("run");
-    let err = import_checkpoint(&ImportOptions::new(saved.join("step_7.pt"), &yaml, &run))
-        .expect_err("seq_len unknown");
-    assert!(
-        matches!(&err, TrainError::Config { key, .. } if key == "model.seq_len"),
-        "{err}"
-    );
-
-    let mut opts = ImportOptions::new(saved.join("step_7.pt"), &yaml, &run);
-    opts.overrides = vec!["model.seq_len=81".into()];
-    let report = import_checkpoint(&opts).expect("imports");
-    println!("{report}");
+    let (report, loaded) = import("step_7.pt", "run");
     assert_eq!(report.step, 7);
     assert_eq!(report.prefixes, vec!["_orig_mod.model.".to_string()]);
     assert_eq!(report.model["forward_dtype"].as_str(), Some("float32"));
-    assert_eq!(report.model["num_puzzle_identifiers"].as_integer(), Some(3));
-    let loaded = load_model(&run, Device::Cpu).expect("loads");
-    let params = loaded.model.params().all();
-    for (name, want) in &golden {
-        let short = name.trim_start_matches("model.");
-        let got = &params
-            .iter()
-            .find(|(n, _)| n == short)
-            .unwrap_or_else(|| panic!("{short} not imported"))
-            .1;
-        assert_eq!(max_abs_diff(got, want), 0.0, "{short} is not bit-exact");
-    }
-
+    compare(&loaded, Kind::Float);
     // The golden check on the imported weights: the case with its weights file replaced.
-    let check = tmp.path().join("sudoku_rope_puzzleemb");
+    let check = tmp.path().join(case.file_name().expect("case name"));
     std::fs::create_dir_all(&check).expect("mkdir");
     for f in ["config.json", "batch.safetensors", "expected.safetensors"] {
         std::fs::copy(case.join(f), check.join(f)).expect("copy");
@@ -452,17 +455,50 @@ fn a_golden_case_saved_by_torch_imports_and_reproduces_its_outputs() {
     assert!(result.passed(), "{result}");
 
     // The bfloat16 save imports as the golden weights rounded to bfloat16.
-    let mut opts = ImportOptions::new(saved.join("bf16.pt"), &yaml, tmp.path().join("run_bf16"));
-    opts.overrides = vec!["model.seq_len=81".into()];
-    let report = import_checkpoint(&opts).expect("imports bf16");
-    assert_eq!(report.dtypes.get("bfloat16"), Some(&golden.len()));
-    assert_eq!(report.prefixes, vec!["model.".to_string()]);
-    let loaded = load_model(&opts.out, Device::Cpu).expect("loads");
-    let params = loaded.model.params().all();
-    for (name, want) in &golden {
-        let short = name.trim_start_matches("model.");
-        let got = &params.iter().find(|(n, _)| n == short).expect("imported").1;
-        let rounded = want.to_kind(Kind::BFloat16).to_kind(Kind::Float);
-        assert_eq!(max_abs_diff(got, &rounded), 0.0, "{short}");
-    }
+    let (bf16, loaded) = import("bf16.pt", "run_bf16");
+    assert_eq!(bf16.dtypes.get("bfloat16"), Some(&golden.len()));
+    assert_eq!(bf16.prefixes, vec!["model.".to_string()]);
+    compare(&loaded, Kind::BFloat16);
+    more(&saved.join("step_7.pt"), &yaml, tmp.path());
+    Some(report)
+}
+
+#[test]
+fn an_hrm_golden_case_saved_by_torch_imports_and_reproduces_its_outputs() {
+    single_thread();
+    let case = golden_case("HRM_GOLDEN_DIR", "golden", "sudoku_rope_puzzleemb");
+    let yaml = "golden_sudoku_rope_puzzleemb.yaml";
+    // RoPE: the weights do not say how long a sequence is, so without the override (or the
+    // dataset) the import stops, naming the key.
+    let without_seq_len = |saved: &Path, yaml: &Path, scratch: &Path| {
+        let opts = ImportOptions::new(saved, yaml, scratch.join("no_seq_len"));
+        let err = import_checkpoint(&opts).expect_err("seq_len unknown");
+        assert!(
+            matches!(&err, TrainError::Config { key, .. } if key == "model.seq_len"),
+            "{err}"
+        );
+    };
+    let Some(report) = import_golden(&case, yaml, &["model.seq_len=81"], without_seq_len) else {
+        return;
+    };
+    assert_eq!(report.arch.name(), "hrm");
+    assert_eq!(report.model["num_puzzle_identifiers"].as_integer(), Some(3));
+}
+
+#[test]
+fn a_trm_golden_case_saved_by_torch_imports_and_reproduces_its_outputs() {
+    single_thread();
+    let case = golden_case("HRM_GOLDEN_TRM_DIR", "golden-trm", "trm_mlp_t_sudoku");
+    let yaml = "golden_trm_mlp_t_sudoku.yaml";
+    let Some(report) = import_golden(&case, yaml, &[], |_, _, _| {}) else {
+        return;
+    };
+    assert_eq!(report.arch.name(), "trm");
+    // The token-mixing MLP fixes the sequence length: 97 rows less 16 puzzle positions.
+    assert_eq!(report.model["seq_len"].as_integer(), Some(81));
+    let noted: Vec<&str> = report.notes.iter().map(|n| n.key.as_str()).collect();
+    assert!(
+        noted.contains(&"model.seq_len") && !noted.contains(&"freeze_weights"),
+        "{noted:?}"
+    );
 }

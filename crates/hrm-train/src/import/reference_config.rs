@@ -171,7 +171,13 @@ pub fn map_reference_config(text: &str, path: &Path) -> Result<MappedConfig> {
             continue;
         }
         if let Some((_, why)) = IGNORED_KEYS.iter().find(|(k, _)| *k == key) {
-            if !matches!(v, Yaml::Null) {
+            // Unset values (null, false, 0, an empty list) change nothing, so go unmentioned.
+            let unset = match v {
+                Yaml::Null | Yaml::Boolean(false) | Yaml::Integer(0) => true,
+                Yaml::Array(a) => a.is_empty(),
+                _ => false,
+            };
+            if !unset {
                 note(key, format!("ignored: {why}"));
             }
             continue;
@@ -524,7 +530,8 @@ weight_decay: 1.0
             )
             .replace(
                 "data_path: data/sudoku-extreme-1k-aug-1000\n",
-                "data_paths:\n- data/a\n- data/b\nema: true\nema_rate: 0.999\nfreeze_weights: false\n",
+                "data_paths:\n- data/a\n- data/b\nema: true\nema_rate: 0.999\nfreeze_weights: true\n\
+                 evaluators: []\n",
             )
             .replace("  num_heads: 8\n", "  num_heads: 8\n  mlp_t: true\n");
         let m = map_reference_config(&trm, Path::new("c.yaml")).expect("maps");
@@ -534,5 +541,9 @@ weight_decay: 1.0
         assert_eq!(m.table["model"]["mlp_t"].as_bool(), Some(true));
         assert!(m.notes.iter().any(|n| n.key == "data_paths"));
         assert!(m.notes.iter().any(|n| n.key == "freeze_weights"));
+        assert!(
+            !m.notes.iter().any(|n| n.key == "evaluators"),
+            "empty: not noted"
+        );
     }
 }
