@@ -511,23 +511,24 @@ fn read_zip(path: &Path, file_len: u64) -> Res<TorchStateDict> {
     let mut storages: HashMap<String, Vec<u8>> = HashMap::new();
     let mut tensors = Vec::with_capacity(refs.len());
     for (name, r) in &refs {
+        let entry = format!("{prefix}data/{}", r.storage.key);
         if !storages.contains_key(&r.storage.key) {
-            let entry = format!("{prefix}data/{}", r.storage.key);
-            let nbytes = r.storage.nbytes()?;
             let bytes = read_entry(&mut zip, &entry, file_len)?;
-            if (bytes.len() as u64) < nbytes {
-                return Err(format!(
-                    "entry `{entry}` holds {} bytes, but its storage needs {nbytes} (truncated)",
-                    bytes.len()
-                ));
-            }
             storages.insert(r.storage.key.clone(), bytes);
         }
         let bytes = &storages[&r.storage.key];
-        let nbytes = r.storage.nbytes()? as usize;
+        // Checked per tensor: two persistent ids may claim different sizes for one storage.
+        let nbytes = r.storage.nbytes()?;
+        if (bytes.len() as u64) < nbytes {
+            return Err(format!(
+                "entry `{entry}` holds {} bytes, but tensor `{name}` says its storage has \
+                 {nbytes} (truncated)",
+                bytes.len()
+            ));
+        }
         tensors.push((
             name.clone(),
-            materialise(name, r, &bytes[..nbytes], little_endian)?,
+            materialise(name, r, &bytes[..nbytes as usize], little_endian)?,
         ));
     }
     Ok(TorchStateDict {
