@@ -128,6 +128,45 @@ pub enum TrainError {
         /// What does not fit.
         reason: String,
     },
+    /// A file that cannot be read as a `torch.save` checkpoint (not one, truncated, corrupt, or
+    /// holding something other than a dict of tensors).
+    #[error("{path}: not a usable PyTorch checkpoint: {reason}")]
+    TorchFile {
+        /// The checkpoint file.
+        path: PathBuf,
+        /// What is wrong, naming the entry or tensor when one is at fault.
+        reason: String,
+    },
+    /// A key of the reference's `all_config.yaml` that cannot be imported.
+    #[error("{path}: `{key}`: {reason}")]
+    ReferenceConfig {
+        /// The YAML file.
+        path: PathBuf,
+        /// The key, dotted (`arch.name`).
+        key: String,
+        /// Why it cannot be used.
+        reason: String,
+    },
+    /// Checkpoint tensors that do not fit the model its config describes; every problem is
+    /// listed, each naming the tensor with the expected and the found shape.
+    #[error(
+        "{path}: the tensors do not fit the model of the config: {}",
+        crate::import::describe_mismatches(.mismatches)
+    )]
+    TensorMismatch {
+        /// The checkpoint file.
+        path: PathBuf,
+        /// Each missing, unexpected or misshapen tensor.
+        mismatches: Vec<crate::import::TensorMismatch>,
+    },
+    /// An import that cannot write its run directory.
+    #[error("import into {path}: {reason}")]
+    ImportTarget {
+        /// The run directory.
+        path: PathBuf,
+        /// Why it cannot be used.
+        reason: String,
+    },
     /// An error from the model.
     #[error(transparent)]
     Core(#[from] hrm_core::CoreError),

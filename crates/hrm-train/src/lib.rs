@@ -49,6 +49,7 @@ pub mod distributed;
 pub mod error;
 pub mod eval;
 pub mod golden;
+pub mod import;
 pub mod observer;
 pub mod optim;
 pub mod rollout;

@@ -5,6 +5,7 @@ pub mod compare;
 pub mod data;
 pub mod eval;
 pub mod golden;
+pub mod import;
 pub mod solve;
 pub mod train;
 
@@ -52,6 +53,9 @@ when SIGINT (Ctrl-C) or SIGTERM stopped it after writing a checkpoint (continue 
     /// Evaluate a trained model on a dataset split and write a report (metrics, charts,
     /// failures).
     Eval(eval::EvalArgs),
+    /// Import a checkpoint of the reference's PyTorch code (`torch.save` + `all_config.yaml`)
+    /// as a run directory.
+    Import(import::ImportArgs),
 }
 
 /// Applies a `--threads N` option: libtorch's intra-op threads on the CPU, `None` keeping
@@ -81,5 +85,6 @@ pub fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::Data(cmd) => data::run(cmd).map(|()| 0),
         Command::Solve(args) => solve::run(args).map(|()| 0),
         Command::Eval(args) => eval::run(args).map(|()| 0),
+        Command::Import(args) => import::run(args).map(|()| 0),
     }
 }
