@@ -265,3 +265,75 @@ fn a_batch_that_does_not_split_over_the_processes_is_refused() {
         "{stderr}"
     );
 }
+
+/// The python of the torch venv `cargo xtask setup` made (`<home>/bin/python` beside
+/// `<home>/lib/pythonX.Y/site-packages/torch`, which `.libtorch` points to).
+fn torch_python() -> Option<PathBuf> {
+    let link = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../.libtorch");
+    let torch = std::fs::canonicalize(link).ok()?;
+    let home = torch.ancestors().nth(4)?;
+    let python = home.join("bin").join("python");
+    python.is_file().then_some(python)
+}
+
+#[test]
+fn torchrun_launches_the_same_run() {
+    if !gloo_or_skip("torchrun_launches_the_same_run") {
+        return;
+    }
+    let Some(python) = torch_python() else {
+        eprintln!("torchrun_launches_the_same_run: skipped: no torch venv (run cargo xtask setup)");
+        return;
+    };
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let cfg = setup(tmp.path(), 0.0, 4);
+    let one = tmp.path().join("one");
+    train(&cfg, &one, &[]);
+    let run = tmp.path().join("torchrun");
+    let port = hrm_cli::launch::free_port().expect("port");
+    let out = Command::new(python)
+        .args([
+            "-m",
+            "torch.distributed.run",
+            "--no-python",
+            "--nproc-per-node",
+            "2",
+        ])
+        .arg(format!("--master-port={port}"))
+        .arg(env!("CARGO_BIN_EXE_hrm"))
+        .arg("train")
+        .arg(&cfg)
+        .arg("--run-dir")
+        .arg(&run)
+        .args([
+            "--device",
+            "cpu",
+            "--threads",
+            "1",
+            "--no-progress",
+            "--dist-timeout",
+            "30",
+        ])
+        .env("OMP_NUM_THREADS", "1")
+        .output()
+        .expect("torchrun");
+    assert!(
+        out.status.success(),
+        "torchrun failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let eval = |run: &Path| {
+        metrics(run)
+            .into_iter()
+            .rev()
+            .find_map(|l| match l {
+                MetricsLine::Eval { overall, .. } => Some(overall),
+                _ => None,
+            })
+            .expect("an evaluation")
+    };
+    let (a, b) = (eval(&one), eval(&run));
+    for (k, v) in &a.0 {
+        assert!((v - b.get(k)).abs() < 1e-5, "`{k}`: {v} vs {}", b.get(k));
+    }
+}

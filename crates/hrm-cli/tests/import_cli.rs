@@ -24,8 +24,15 @@ fn hrm_import_writes_a_run_that_loads_and_refuses_what_is_not_a_checkpoint() {
         .output()
         .expect("hrm import");
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    assert!(stdout.contains("imported 16 tensors") && stdout.contains("step 120"), "{stdout}");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains("imported 16 tensors") && stdout.contains("step 120"),
+        "{stdout}"
+    );
     let loaded = hrm_train::checkpoint::load_model(&run, tch::Device::Cpu).expect("loads");
     assert_eq!(loaded.step, 120);
 
@@ -41,6 +48,9 @@ fn hrm_import_writes_a_run_that_loads_and_refuses_what_is_not_a_checkpoint() {
         .expect("hrm import");
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success());
-    assert!(stderr.contains("not a usable PyTorch checkpoint"), "{stderr}");
+    assert!(
+        stderr.contains("not a usable PyTorch checkpoint"),
+        "{stderr}"
+    );
     assert!(!bad.exists(), "nothing written");
 }

@@ -233,8 +233,8 @@ int hrm_dist_nccl_available(void) {
 }
 
 int hrm_dist_group_new(const char* addr, uint16_t port, int32_t rank, int32_t world_size,
-                       int32_t backend, int32_t device_index, int64_t timeout_ms,
-                       hrm_dist_group** out, char* err, size_t err_len) {
+                       int32_t serve_store, int32_t backend, int32_t device_index,
+                       int64_t timeout_ms, hrm_dist_group** out, char* err, size_t err_len) {
   *out = nullptr;
   return guarded(err, err_len, [&]() {
     milliseconds timeout(timeout_ms);
@@ -258,7 +258,7 @@ int hrm_dist_group_new(const char* addr, uint16_t port, int32_t rank, int32_t wo
 
     c10d::TCPStoreOptions options;
     options.port = port;
-    options.isServer = rank == 0;
+    options.isServer = serve_store != 0;
     options.numWorkers = static_cast<size_t>(world_size);
     options.waitWorkers = true;
     options.timeout = timeout;

@@ -30,12 +30,13 @@ typedef struct hrm_dist_group hrm_dist_group;
 int hrm_dist_gloo_available(void);
 int hrm_dist_nccl_available(void);
 
-// Rendezvous through a TCPStore at addr:port (rank 0 serves it) and build the backend.
+// Rendezvous through a TCPStore at addr:port (served by this process when serve_store is
+// non-zero: rank 0, unless torchrun's agent serves it) and build the backend.
 // `device_index` is the CUDA device for NCCL (ignored by Gloo). On success *out holds a group
 // to be freed with hrm_dist_group_free.
 int hrm_dist_group_new(const char* addr, uint16_t port, int32_t rank, int32_t world_size,
-                       int32_t backend, int32_t device_index, int64_t timeout_ms,
-                       hrm_dist_group** out, char* err, size_t err_len);
+                       int32_t serve_store, int32_t backend, int32_t device_index,
+                       int64_t timeout_ms, hrm_dist_group** out, char* err, size_t err_len);
 
 // Stops the liveness thread and releases the backend and the store.
 void hrm_dist_group_free(hrm_dist_group* group);

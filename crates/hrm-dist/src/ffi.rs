@@ -72,6 +72,7 @@ extern "C" {
         port: u16,
         rank: i32,
         world_size: i32,
+        serve_store: i32,
         backend: i32,
         device_index: i32,
         timeout_ms: i64,
@@ -155,12 +156,15 @@ pub(crate) struct Group {
 unsafe impl Send for Group {}
 
 impl Group {
-    /// Meets the other ranks at `addr:port` and builds the backend.
+    /// Meets the other ranks at `addr:port` (serving the store there when `serve_store`) and
+    /// builds the backend.
+    #[allow(clippy::too_many_arguments)]
     pub(crate) fn new(
         addr: &str,
         port: u16,
         rank: i32,
         world_size: i32,
+        serve_store: bool,
         backend: BackendKind,
         device_index: i32,
         timeout_ms: i64,
@@ -179,6 +183,7 @@ impl Group {
                     port,
                     rank,
                     world_size,
+                    i32::from(serve_store),
                     backend as i32,
                     device_index,
                     timeout_ms,

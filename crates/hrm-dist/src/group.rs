@@ -181,7 +181,11 @@ impl ProcessGroup {
             }
             _ => {}
         }
-        if rank == 0 {
+        // Under torchrun's elastic agent the agent already serves the store on MASTER_PORT and
+        // every worker is a client, as torch.distributed's env:// rendezvous does it.
+        let agent_store = std::env::var("TORCHELASTIC_USE_AGENT_STORE").as_deref() == Ok("True");
+        let serve_store = rank == 0 && !agent_store;
+        if serve_store {
             // c10d's own message for a taken port varies with its socket backend; asking the
             // system first gives the same clear error everywhere. (A port taken between this
             // check and the store's bind is still recognised from c10d's message below.)
@@ -199,6 +203,7 @@ impl ProcessGroup {
             port,
             clamp_i32(rank),
             clamp_i32(world_size),
+            serve_store,
             backend,
             device_index,
             millis(timeout),

@@ -16,8 +16,8 @@
 //!
 //! A world of one process needs none of this: [`DataParallel`] is only built for more.
 
-use std::ops::Range;
 use std::cell::Cell;
+use std::ops::Range;
 use std::rc::Rc;
 use std::time::Instant;
 

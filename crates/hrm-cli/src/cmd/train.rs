@@ -16,15 +16,15 @@ use std::time::Duration;
 use anyhow::Context;
 
 use crate::default_data;
+use hrm_dist::{DistEnv, ProcessGroup};
 use hrm_train::config::TrainConfig;
 use hrm_train::device::{device_name, parse_device};
-use hrm_dist::{DistEnv, ProcessGroup};
 use hrm_train::distributed::DataParallel;
 use hrm_train::observer::NoObserver;
-use tch::Device;
 use hrm_train::trainer::{
     train_with, StopLevel, StopReason, StopSignal, TrainOptions, TrainSummary,
 };
+use tch::Device;
 
 use crate::progress::{format_eval, TerminalObserver};
 
@@ -130,9 +130,10 @@ pub fn run(args: TrainArgs) -> anyhow::Result<u8> {
             config.arch.name(),
             device_name(device),
             tch::get_num_threads(),
-            parallel
-                .as_ref()
-                .map_or(String::new(), |dp| format!(", {} processes", dp.world_size())),
+            parallel.as_ref().map_or(String::new(), |dp| format!(
+                ", {} processes",
+                dp.world_size()
+            )),
             config.data_path.display(),
             run_dir.display()
         );

@@ -257,10 +257,7 @@ pub fn solve_arc_task_runs(
         task: task.id.clone(),
         known_to_model,
         tests,
-        views: runs
-            .iter()
-            .flat_map(|_| tb.views.iter().cloned())
-            .collect(),
+        views: runs.iter().flat_map(|_| tb.views.iter().cloned()).collect(),
         rows: runs.iter().flat_map(|r| r.rows.iter().cloned()).collect(),
         models: models.len(),
         inputs,

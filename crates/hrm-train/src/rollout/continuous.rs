@@ -216,9 +216,7 @@ pub fn solve_continuous(
     run.rows = results
         .into_iter()
         .enumerate()
-        .map(|(i, r)| {
-            r.ok_or_else(|| TrainError::Shape(format!("puzzle {i} was never answered")))
-        })
+        .map(|(i, r)| r.ok_or_else(|| TrainError::Shape(format!("puzzle {i} was never answered"))))
         .collect::<Result<_>>()?;
     Ok(run)
 }
