@@ -6,6 +6,8 @@
 
 use std::path::{Path, PathBuf};
 
+use crate::limits::{bytes_text, Resource};
+
 /// Everything that can go wrong while reading, validating, building or sampling a dataset.
 #[derive(Debug, thiserror::Error)]
 pub enum DataError {
@@ -172,6 +174,28 @@ pub enum DataError {
         option: &'static str,
         /// Why it cannot work.
         reason: String,
+    },
+    /// A build that would need more memory or disk space than the machine has, refused before
+    /// anything is allocated or written.
+    #[error(
+        "option `{option}`: {what} would need about {} of {resource}, more than the {} \
+         {limit_source}; ask for less",
+        bytes_text(*needed),
+        bytes_text(*limit)
+    )]
+    TooLarge {
+        /// The option most responsible, as on the command line (`aug`, `train`, `size`).
+        option: &'static str,
+        /// What was asked for, in words.
+        what: String,
+        /// Memory or disk space.
+        resource: Resource,
+        /// The estimated bytes.
+        needed: u64,
+        /// The bytes the machine has.
+        limit: u64,
+        /// Where the limit comes from (`available now (MemAvailable in /proc/meminfo)`).
+        limit_source: String,
     },
     /// A generator that could not produce what was asked within its attempt budget.
     #[error("generation failed: {reason}")]

@@ -15,6 +15,8 @@
 //! - [`sudoku`], [`maze`], [`arc`]: puzzles, solvers, generators, augmentations, CSV and JSON
 //!   import, the builders ([`build_sudoku`], [`build_maze`], [`build_arc`]) and what
 //!   `hrm solve` and the evaluator need.
+//! - [`limits`]: what the machine can hold; every builder estimates its memory and disk needs
+//!   from its options and refuses ([`DataError::TooLarge`]) before allocating anything.
 //! - [`dihedral`]: the 8 symmetries of the square shared by mazes and ARC.
 //! - [`text`]: terminal views of examples and [`TaskKind`] (what a dataset's tokens encode).
 //! - `render` (feature `render`, on by default): an RGB `Canvas` with a bitmap font and PNG
@@ -56,6 +58,7 @@ pub mod dihedral;
 mod disjoint;
 pub mod error;
 pub mod format;
+pub mod limits;
 pub mod maze;
 pub mod npy;
 #[cfg(feature = "render")]

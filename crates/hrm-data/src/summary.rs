@@ -3,7 +3,7 @@
 //! The reference prints progress bars and a puzzle count (`build_arc_dataset.py`'s
 //! "Total puzzles"); this is the structured equivalent the `hrm data build` command prints.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use crate::format::SetStats;
@@ -34,8 +34,12 @@ pub struct BuildSummary {
     pub num_puzzle_identifiers: usize,
     /// Wall-clock time of the build.
     pub elapsed: Duration,
-    /// Anything worth knowing: ratings, augmentation shortfalls, substitutions.
+    /// Anything worth knowing: ratings, augmentation shortfalls, substitutions, stale
+    /// temporary directories removed.
     pub notes: Vec<String>,
+    /// Hidden temporary directories of earlier, interrupted builds of the same destination
+    /// that this build removed (see [`crate::DatasetWriter::create`]).
+    pub stale_removed: Vec<PathBuf>,
 }
 
 impl BuildSummary {
@@ -48,6 +52,29 @@ impl BuildSummary {
             .map(|s| s.examples)
             .sum()
     }
+}
+
+/// The note saying which stale temporary directories a build removed; `None` if none.
+pub(crate) fn stale_note(removed: &[PathBuf]) -> Option<String> {
+    if removed.is_empty() {
+        return None;
+    }
+    let names: Vec<String> = removed
+        .iter()
+        .map(|p| {
+            p.file_name()
+                .map(Path::new)
+                .unwrap_or(p)
+                .display()
+                .to_string()
+        })
+        .collect();
+    Some(format!(
+        "removed {} stale temporary director{} of earlier interrupted builds: {}",
+        removed.len(),
+        if removed.len() == 1 { "y" } else { "ies" },
+        names.join(", ")
+    ))
 }
 
 impl std::fmt::Display for BuildSummary {

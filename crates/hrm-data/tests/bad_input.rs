@@ -119,12 +119,14 @@ fn sudoku_csv_errors_name_file_and_line() {
 fn maze_generation_failure_leaves_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("maze");
-    // A 4x4 maze cannot have a 100-step path; the test split fails after train was written.
+    // A 4x4 maze cannot have a 10-step path; the test split fails after the (empty, allowed)
+    // train split was written.
     let err = build_maze(&MazeOptions {
         train: 0,
         test: 1,
-        min_path: 100,
+        min_path: 10,
         size: 4,
+        allow_empty: true,
         ..MazeOptions::new(&out)
     })
     .unwrap_err();

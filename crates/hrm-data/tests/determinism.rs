@@ -122,6 +122,7 @@ fn maze_same_seed_same_bytes() {
         seed,
         size: 12,
         csv_dir: None,
+        allow_empty: false,
         out: dir.path().join(name),
     };
     build_maze(&opts("a", 3)).unwrap();

@@ -96,6 +96,7 @@ fn maze_test_mazes_are_never_training_inputs() {
         seed: 1,
         size: 5,
         csv_dir: None,
+        allow_empty: false,
         out: dir.path().join("maze"),
     };
     let summary = build_maze(&opts).unwrap();

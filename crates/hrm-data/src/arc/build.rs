@@ -37,12 +37,22 @@ use super::{
 };
 use crate::error::{DataError, Result};
 use crate::format::{split_metadata, DatasetWriter, SetStats, BLANK_IDENTIFIER};
+use crate::limits::{
+    check_not_empty, wide, BuildEstimate, Bytes, MachineLimits, INDEX_BYTES, SET_OVERHEAD_BYTES,
+};
 use crate::rng::{self, domain, DataRng};
-use crate::summary::{BuildSummary, SplitSummary};
+use crate::summary::{stale_note, BuildSummary, SplitSummary};
 
 /// Draws per wanted augmentation before a task settles for fewer (the reference's
 /// `ARCAugmentRetriesFactor`).
 const RETRIES_FACTOR: usize = 5;
+
+/// The most augmentations a task can have: 8 dihedral transforms times the 9! permutations of
+/// colours 1-9, less the original. Asking for more can only draw duplicates.
+pub const MAX_ARC_AUGMENTATIONS: usize = 8 * 362_880 - 1;
+
+/// Tasks augmented in parallel, their rows held in memory together.
+const TASK_CHUNK: usize = 16;
 
 /// Which ARC collection to build.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -119,15 +129,19 @@ pub struct ArcOptions {
     /// Build from this combined challenges file (solutions beside it) or directory of task files
     /// instead; its tasks are all test-set tasks.
     pub from: Option<PathBuf>,
-    /// Augmented puzzles per task (the reference's `num_aug`).
+    /// Augmented puzzles per task (the reference's `num_aug`), at most
+    /// [`MAX_ARC_AUGMENTATIONS`].
     pub aug: usize,
     /// Seed of everything random.
     pub seed: u64,
+    /// Build even if a split comes out empty (no tasks, or no test-set task); otherwise that
+    /// is refused.
+    pub allow_empty: bool,
 }
 
 impl ArcOptions {
     /// The defaults of `hrm data build arc`: arc1 from [`default_arc_dir`], 1000
-    /// augmentations, seed 42.
+    /// augmentations, seed 42, empty splits refused.
     pub fn new(out: impl Into<PathBuf>) -> ArcOptions {
         ArcOptions {
             out: out.into(),
@@ -136,6 +150,7 @@ impl ArcOptions {
             from: None,
             aug: 1000,
             seed: 42,
+            allow_empty: false,
         }
     }
 }
@@ -288,15 +303,102 @@ fn process_task(task: &ArcTask, role: Role, aug: usize, rng: &mut DataRng) -> Re
     Ok(rows)
 }
 
+/// What building `tasks` with `aug` augmentations each holds in memory and writes (an upper
+/// estimate: a task with fewer distinct augmentations writes less), before anything is
+/// allocated.
+fn estimate(tasks: &[(ArcTask, Role)], aug: usize, source: &str) -> BuildEstimate {
+    let puzzles_per_task = Bytes::of(wide(aug)).plus(Bytes::of(1u8));
+    let seq = wide(ARC_SEQ_LEN);
+    let (mut train_examples, mut test_examples, mut names, mut test_json) = (
+        Bytes::default(),
+        Bytes::default(),
+        Bytes::default(),
+        Bytes::default(),
+    );
+    // Memory of each task's augmented puzzles while they are encoded: the encoded rows (inputs
+    // and labels), the augmented grids and their duplicate-check key.
+    let mut task_memory: Vec<Bytes> = Vec::with_capacity(tasks.len());
+    for (task, role) in tasks {
+        let (train_pairs, test_pairs) = match role {
+            Role::Training => (task.train.len() + task.test.len(), 0),
+            Role::Test => (task.train.len(), task.test.len()),
+        };
+        let pairs = wide(train_pairs + test_pairs);
+        let cells: usize = task
+            .train
+            .iter()
+            .chain(&task.test)
+            .map(|p| p.input.cells().len() + p.output.as_ref().map_or(1, |o| o.cells().len()))
+            .sum();
+        if *role == Role::Test {
+            // `test_puzzles.json`: up to 4 characters per cell (`9, `), brackets and keys.
+            test_json = test_json.plus(Bytes::of(4 * wide(cells) + 160 * pairs + 64));
+        }
+        train_examples = train_examples.plus(puzzles_per_task.times(wide(train_pairs)));
+        test_examples = test_examples.plus(puzzles_per_task.times(wide(test_pairs)));
+        // `<task>|||t<k>|||<9 colours>` and the String around it.
+        names = names.plus(puzzles_per_task.times(wide(task.id.len()) + 48));
+        task_memory.push(
+            puzzles_per_task.times(pairs.saturating_mul(2 * seq + 8 + 4 * 48) + 3 * wide(cells)),
+        );
+    }
+    task_memory.sort_unstable_by(|a, b| b.cmp(a));
+    let chunk = task_memory
+        .iter()
+        .take(TASK_CHUNK)
+        .fold(Bytes::default(), |sum, &m| sum.plus(m));
+    let examples = train_examples.plus(test_examples);
+    let puzzles = puzzles_per_task.times(wide(tasks.len()));
+    // Disk: a byte per token of inputs and labels, an index per example, an identifier and an
+    // index per puzzle in both splits, the identifiers' names, the test tasks' JSON, headers.
+    let disk = examples
+        .times(2 * seq + 4)
+        .plus(puzzles.times(16u8))
+        .plus(names)
+        .plus(test_json)
+        .plus(Bytes::of(2 * SET_OVERHEAD_BYTES));
+    // Memory: the identifiers' names of every puzzle, both sets' index arrays, one chunk of
+    // tasks being augmented.
+    let memory = names.plus(puzzles.times(2 * INDEX_BYTES)).plus(chunk);
+    BuildEstimate {
+        option: "aug",
+        what: format!(
+            "{} ARC tasks {source} with 1 + {aug} augmentations each",
+            tasks.len()
+        ),
+        memory: memory.get(),
+        disk: disk.get(),
+        largest_set: train_examples.max(test_examples).get(),
+    }
+}
+
 /// Builds an ARC dataset in the reference's layout at `opts.out` (atomically).
 ///
+/// After the tasks are read and before anything is augmented or written, the build's memory
+/// and disk needs are estimated and checked against the machine ([`MachineLimits::probe`]);
+/// hidden temporary directories of earlier interrupted builds of `opts.out` are removed
+/// ([`BuildSummary::stale_removed`]).
+///
 /// # Errors
-/// [`DataError::Io`]/[`DataError::Json`]/[`DataError::Task`] for unreadable or invalid tasks
-/// (naming the file and task); [`DataError::Task`] for a test-set task without demonstration
-/// or test pairs, or a training task with an unsolved test pair. On any error nothing is left
-/// at `opts.out`.
+/// [`DataError::Option`] for `aug` above [`MAX_ARC_AUGMENTATIONS`] or an empty split without
+/// `allow_empty`; [`DataError::TooLarge`] stating the estimate and the limit when the build
+/// would not fit; [`DataError::Io`]/[`DataError::Json`]/[`DataError::Task`] for unreadable or
+/// invalid tasks (naming the file and task); [`DataError::Task`] for a test-set task without
+/// demonstration or test pairs, or a training task with an unsolved test pair. On any error
+/// nothing is left at `opts.out`.
 pub fn build_arc(opts: &ArcOptions) -> Result<BuildSummary> {
     let start = Instant::now();
+    if opts.aug > MAX_ARC_AUGMENTATIONS {
+        return Err(DataError::option(
+            "aug",
+            format!(
+                "{} augmentations per task cannot be distinct: a task has at most \
+                 {MAX_ARC_AUGMENTATIONS} (8 dihedral transforms x 9! colour permutations, less \
+                 the original)",
+                opts.aug
+            ),
+        ));
+    }
     let mut tasks: Vec<(ArcTask, Role)> = Vec::new();
     let task_name;
     if let Some(from) = &opts.from {
@@ -326,19 +428,40 @@ pub fn build_arc(opts: &ArcOptions) -> Result<BuildSummary> {
         .iter()
         .filter(|(t, r)| *r == Role::Test && t.test.iter().any(|p| p.output.is_none()))
         .count();
+    let source = match &opts.from {
+        Some(from) => format!("from {}", from.display()),
+        None => format!("of {} in {}", opts.sets, opts.arc_dir.display()),
+    };
+    let option = if opts.from.is_some() {
+        "from"
+    } else {
+        "arc-dir"
+    };
+    check_not_empty(
+        option,
+        &format!("with no tasks {source}, the train split"),
+        tasks.len(),
+        opts.allow_empty,
+    )?;
+    check_not_empty(
+        option,
+        &format!("with no test-set task {source}, the test split"),
+        tasks.iter().filter(|(_, r)| *r == Role::Test).count(),
+        opts.allow_empty,
+    )?;
 
     let writer = DatasetWriter::create(&opts.out)?;
+    estimate(&tasks, opts.aug, &source).check(&MachineLimits::probe(writer.root()))?;
     let mut train = writer.set_writer("train", "all", ARC_SEQ_LEN)?;
     let mut test = writer.set_writer("test", "all", ARC_SEQ_LEN)?;
     let mut names = vec![BLANK_IDENTIFIER.to_string()];
     let mut shortfalls: Vec<(usize, String)> = Vec::new();
-    const CHUNK: usize = 16;
-    for (c, chunk) in tasks.chunks(CHUNK).enumerate() {
+    for (c, chunk) in tasks.chunks(TASK_CHUNK).enumerate() {
         let rows: Vec<TaskRows> = chunk
             .par_iter()
             .enumerate()
             .map(|(k, (task, role))| {
-                let mut rng = rng::stream(opts.seed, domain::ARC_TASK, (c * CHUNK + k) as u64);
+                let mut rng = rng::stream(opts.seed, domain::ARC_TASK, (c * TASK_CHUNK + k) as u64);
                 process_task(task, *role, opts.aug, &mut rng)
             })
             .collect::<Result<_>>()?;
@@ -383,6 +506,7 @@ pub fn build_arc(opts: &ArcOptions) -> Result<BuildSummary> {
         .map(|(t, _)| (t.id.as_str(), t.to_json_value()))
         .collect();
     writer.write_json("test_puzzles.json", &test_puzzles)?;
+    let stale_removed = writer.stale_removed().to_vec();
     let out = writer.commit()?;
 
     let mut notes = vec![format!(
@@ -408,6 +532,7 @@ pub fn build_arc(opts: &ArcOptions) -> Result<BuildSummary> {
     if unsolved > 0 {
         notes.push(format!("{unsolved} test-set tasks have no solutions: their test labels are the dummy grid [[0]]"));
     }
+    notes.extend(stale_note(&stale_removed));
     Ok(BuildSummary {
         out,
         task: task_name,
@@ -417,6 +542,7 @@ pub fn build_arc(opts: &ArcOptions) -> Result<BuildSummary> {
         num_puzzle_identifiers: names.len(),
         elapsed: start.elapsed(),
         notes,
+        stale_removed,
     })
 }
 

@@ -16,7 +16,7 @@ mod build;
 mod infer;
 mod load;
 
-pub use build::{build_arc, default_arc_dir, ArcOptions, ArcSets};
+pub use build::{build_arc, default_arc_dir, ArcOptions, ArcSets, MAX_ARC_AUGMENTATIONS};
 pub use infer::{prediction_to_task_grid, task_test_batch, ArcTaskBatch, TestView};
 pub use load::{
     load_challenges, load_task_dir, load_tasks, parse_task, read_test_puzzles, ArcPair, ArcTask,

@@ -165,10 +165,14 @@ pub struct DatasetWriter {
     dest: PathBuf,
     tmp: PathBuf,
     committed: bool,
+    stale_removed: Vec<PathBuf>,
 }
 
 impl DatasetWriter {
-    /// Prepares to write a dataset at `dest`.
+    /// Prepares to write a dataset at `dest`. Hidden temporary directories that earlier builds
+    /// of the same destination left behind when they were killed (`.NAME.tmp-PID-...` of a
+    /// process that no longer runs, and `.NAME.old-PID-...` once `dest` exists again) are
+    /// removed first; [`DatasetWriter::stale_removed`] lists them.
     ///
     /// # Errors
     /// [`DataError::DestinationNotDataset`] if `dest` exists and is neither empty nor a
@@ -198,13 +202,21 @@ impl DatasetWriter {
                 .map(|d| d.subsec_nanos())
                 .unwrap_or(0)
         );
+        let stale_removed = remove_stale_temporaries(&parent, &name, dest.is_dir());
         let tmp = parent.join(format!(".{name}.tmp-{unique}"));
         std::fs::create_dir(&tmp).map_err(|e| DataError::io(&tmp, e))?;
         Ok(DatasetWriter {
             dest: dest.to_path_buf(),
             tmp,
             committed: false,
+            stale_removed,
         })
+    }
+
+    /// The temporary directories of earlier, interrupted builds that [`DatasetWriter::create`]
+    /// removed.
+    pub fn stale_removed(&self) -> &[PathBuf] {
+        &self.stale_removed
     }
 
     /// The final destination.
@@ -312,6 +324,62 @@ impl Drop for DatasetWriter {
             let _ = std::fs::remove_dir_all(&self.tmp);
         }
     }
+}
+
+/// Removes `parent/.NAME.tmp-PID-*` directories whose process is gone (a build killed before
+/// it could clean up), and `parent/.NAME.old-PID-*` ones as well when the destination exists
+/// (a commit killed after the new dataset was in place; while the destination is missing, the
+/// `.old-` directory may be the only copy of the previous dataset and is kept). Directories of
+/// this process or of a running one are another build's work in progress and are kept; so is
+/// everything where it cannot be told whether the process runs. Best effort: a directory that
+/// cannot be removed stays. Returns what was removed.
+fn remove_stale_temporaries(parent: &Path, name: &str, dest_exists: bool) -> Vec<PathBuf> {
+    let Ok(entries) = std::fs::read_dir(parent) else {
+        return Vec::new();
+    };
+    let mut prefixes = vec![format!(".{name}.tmp-")];
+    if dest_exists {
+        prefixes.push(format!(".{name}.old-"));
+    }
+    let mut removed = Vec::new();
+    for entry in entries.flatten() {
+        let file_name = entry.file_name().to_string_lossy().into_owned();
+        let Some(rest) = prefixes
+            .iter()
+            .find_map(|p| file_name.strip_prefix(p.as_str()))
+        else {
+            continue;
+        };
+        // Our temporary names are `PID-COUNTER-NANOS`; anything else is not ours.
+        let Some(pid) = stale_pid(rest) else {
+            continue;
+        };
+        let is_dir = entry.file_type().is_ok_and(|t| t.is_dir());
+        if is_dir && pid != std::process::id() && process_gone(pid) {
+            let path = entry.path();
+            if std::fs::remove_dir_all(&path).is_ok() {
+                removed.push(path);
+            }
+        }
+    }
+    removed.sort();
+    removed
+}
+
+/// The process id of a temporary name's `PID-COUNTER-NANOS` tail.
+fn stale_pid(rest: &str) -> Option<u32> {
+    let parts: Vec<&str> = rest.split('-').collect();
+    match parts[..] {
+        [pid, counter, nanos] if counter.parse::<u64>().is_ok() && nanos.parse::<u64>().is_ok() => {
+            pid.parse().ok()
+        }
+        _ => None,
+    }
+}
+
+/// Whether process `pid` has certainly ended: `/proc` is there and has no entry for it.
+fn process_gone(pid: u32) -> bool {
+    Path::new("/proc/self").exists() && !Path::new("/proc").join(pid.to_string()).exists()
 }
 
 /// An existing destination may be replaced if it is an empty directory or holds a dataset.

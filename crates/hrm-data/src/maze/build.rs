@@ -13,14 +13,19 @@ use std::time::Instant;
 use rayon::prelude::*;
 
 use super::{
-    encode_u8, generate_maze, read_maze_csv, GeneratedMaze, Maze, MazeCsvRow, MAZE_VOCAB_SIZE,
+    encode_u8, generate_maze, read_maze_csv, GeneratedMaze, Maze, MazeCsvRow, MAX_MAZE_SIZE,
+    MAZE_VOCAB_SIZE,
 };
 use crate::dihedral::Dihedral;
 use crate::disjoint::{fingerprint, InputSet};
 use crate::error::{DataError, Result};
 use crate::format::{split_metadata, DatasetWriter, SetStats, BLANK_IDENTIFIER};
+use crate::limits::{
+    check_not_empty, wide, BuildEstimate, Bytes, MachineLimits, FINGERPRINT_BYTES, INDEX_BYTES,
+    SET_OVERHEAD_BYTES,
+};
 use crate::rng::{self, domain, DataRng};
-use crate::summary::{BuildSummary, SplitSummary};
+use crate::summary::{stale_note, BuildSummary, SplitSummary};
 
 /// Options of [`build_maze`] (the flags of `hrm data build maze`).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -41,11 +46,14 @@ pub struct MazeOptions {
     pub size: usize,
     /// A directory with the reference's `train.csv` and `test.csv` to import instead.
     pub csv_dir: Option<PathBuf>,
+    /// Build even if a split comes out empty (`train` or `test` 0 when generating, a CSV
+    /// without rows); otherwise that is refused.
+    pub allow_empty: bool,
 }
 
 impl MazeOptions {
     /// The defaults of `hrm data build maze`: 1000 train, 1000 test, min path 110, no
-    /// augmentation, seed 0, 30x30.
+    /// augmentation, seed 0, 30x30, empty splits refused.
     pub fn new(out: impl Into<PathBuf>) -> MazeOptions {
         MazeOptions {
             out: out.into(),
@@ -56,6 +64,7 @@ impl MazeOptions {
             seed: 0,
             size: 30,
             csv_dir: None,
+            allow_empty: false,
         }
     }
 }
@@ -97,6 +106,75 @@ fn take_rows(rows: Vec<MazeCsvRow>, keep: usize, rng: &mut DataRng) -> Vec<MazeC
     chosen.into_iter().map(|i| rows[i].clone()).collect()
 }
 
+/// Checks the side and the path length of generated mazes (also the side stands in for the
+/// sequence length of an empty imported split).
+fn check_size(opts: &MazeOptions) -> Result<()> {
+    if !(2..=MAX_MAZE_SIZE).contains(&opts.size) {
+        return Err(DataError::option(
+            "size",
+            format!(
+                "a maze side must be 2 to {MAX_MAZE_SIZE}, not {0} (the model reads the maze as \
+                 one sequence of side x side tokens: {MAX_MAZE_SIZE}x{MAX_MAZE_SIZE} is already \
+                 {1} tokens, the reference's 30x30 is 900)",
+                opts.size,
+                MAX_MAZE_SIZE * MAX_MAZE_SIZE
+            ),
+        ));
+    }
+    let squares = opts.size * opts.size;
+    if opts.csv_dir.is_none() && opts.min_path >= squares {
+        return Err(DataError::option(
+            "min-path",
+            format!(
+                "a {0}x{0} maze has {squares} squares, so no path in it has {1} steps",
+                opts.size, opts.min_path
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// What a build of `train` and `test` mazes of `seq` squares (`source` says generated or from
+/// which CSV files) holds in memory and writes, estimated before anything is allocated.
+fn estimate(
+    opts: &MazeOptions,
+    train: usize,
+    test: usize,
+    seq: usize,
+    source: &str,
+) -> BuildEstimate {
+    let seq = wide(seq);
+    let per_group = if opts.aug { 8u8 } else { 1 };
+    let train_examples = Bytes::of(wide(train)).times(per_group);
+    let examples = train_examples.plus(Bytes::of(wide(test)));
+    let mazes = Bytes::of(wide(train) + wide(test));
+    // Disk: a byte per square of inputs and labels, an identifier and an index per example (one
+    // puzzle each), an index per group, headers and JSON.
+    let disk = examples
+        .times(2 * seq + 8)
+        .plus(mazes.times(4u8))
+        .plus(Bytes::of(2 * SET_OVERHEAD_BYTES));
+    // Memory: every maze and its solution (kept for the duplicate check and the writing), the
+    // fingerprint of every training input, the training set's index arrays.
+    let memory = mazes
+        .times(4 * seq + 256)
+        .plus(train_examples.times(FINGERPRINT_BYTES + INDEX_BYTES));
+    BuildEstimate {
+        option: if Bytes::of(wide(test)) > train_examples {
+            "test"
+        } else {
+            "train"
+        },
+        what: format!(
+            "{train} train mazes{} and {test} test mazes of {seq} squares {source}",
+            if opts.aug { " x 8 transforms" } else { "" }
+        ),
+        memory: memory.get(),
+        disk: disk.get(),
+        largest_set: train_examples.max(Bytes::of(wide(test))).get(),
+    }
+}
+
 /// Builds a maze dataset in the reference's layout at `opts.out` (atomically).
 ///
 /// ```
@@ -108,28 +186,75 @@ fn take_rows(rows: Vec<MazeCsvRow>, keep: usize, rng: &mut DataRng) -> Vec<MazeC
 /// assert_eq!(summary.seq_len, 81);
 /// ```
 ///
+/// Before generating or writing anything, the build's memory and disk needs are estimated
+/// and checked against the machine ([`MachineLimits::probe`]); hidden temporary directories of
+/// earlier interrupted builds of `opts.out` are removed ([`BuildSummary::stale_removed`]).
+///
 /// # Errors
-/// [`DataError::Generation`] if mazes with such long paths cannot be found for the side; CSV
-/// errors as [`read_maze_csv`]; I/O errors naming the file. On any error nothing is left at
-/// `opts.out`.
+/// [`DataError::Option`] for a side outside 2 to [`MAX_MAZE_SIZE`], a `min_path` no maze of
+/// the side can have, or an empty split without `allow_empty`; [`DataError::TooLarge`] stating
+/// the estimate and the limit when the build would not fit; [`DataError::Generation`] if
+/// mazes with such long paths cannot be found for the side; CSV errors as [`read_maze_csv`];
+/// I/O errors naming the file. On any error nothing is left at `opts.out`.
 pub fn build_maze(opts: &MazeOptions) -> Result<BuildSummary> {
     let start = Instant::now();
+    check_size(opts)?;
+    if opts.csv_dir.is_none() {
+        check_not_empty(
+            "train",
+            "with 0 train mazes, the train split",
+            opts.train,
+            opts.allow_empty,
+        )?;
+        check_not_empty(
+            "test",
+            "with 0 test mazes, the test split",
+            opts.test,
+            opts.allow_empty,
+        )?;
+    }
     let writer = DatasetWriter::create(&opts.out)?;
-    let mut splits = Vec::new();
-    let mut notes = Vec::new();
+    let limits = MachineLimits::probe(writer.root());
     let mut seq_len = opts.size * opts.size;
-    let task;
-    let mut seen: HashSet<Vec<u8>> = HashSet::new();
-    // Every training input (with its dihedral transforms under --aug), to keep test apart.
-    let mut train_inputs = InputSet::with_capacity(opts.train * if opts.aug { 8 } else { 1 });
-    for (split, count) in [("train", opts.train), ("test", opts.test)] {
-        let is_train = split == "train";
-        let aug = opts.aug && is_train;
-        let pairs: Vec<(Maze, Maze)> = if let Some(dir) = &opts.csv_dir {
+    // The rows of both CSV files, read (every row checked) and subsampled before anything is
+    // written, so the estimate counts the rows kept.
+    let mut imported: Vec<Vec<MazeCsvRow>> = Vec::new();
+    if let Some(dir) = &opts.csv_dir {
+        for (split, count) in [("train", opts.train), ("test", opts.test)] {
             let path = dir.join(format!("{split}.csv"));
             let rows = read_maze_csv(&path)?;
             let mut rng = rng::stream(opts.seed, domain::MAZE_CSV, u64::from(split == "test"));
             let rows = take_rows(rows, count, &mut rng);
+            let what = format!("with no rows in {}, the {split} split", path.display());
+            check_not_empty(split, &what, rows.len(), opts.allow_empty)?;
+            imported.push(rows);
+        }
+        let seq = imported
+            .iter()
+            .flatten()
+            .map(|r| r.maze.cells.len())
+            .max()
+            .unwrap_or(seq_len);
+        let from = format!("from {}", dir.display());
+        estimate(opts, imported[0].len(), imported[1].len(), seq, &from).check(&limits)?;
+    } else {
+        estimate(opts, opts.train, opts.test, seq_len, "(generated)").check(&limits)?;
+    }
+    let mut splits = Vec::new();
+    let mut notes = Vec::new();
+    let task;
+    let mut seen: HashSet<Vec<u8>> = HashSet::new();
+    // Every training input (with its dihedral transforms under --aug), to keep test apart.
+    let train_count = imported.first().map_or(opts.train, Vec::len);
+    let mut train_inputs = InputSet::with_capacity(train_count * if opts.aug { 8 } else { 1 });
+    for (index, (split, count)) in [("train", opts.train), ("test", opts.test)]
+        .into_iter()
+        .enumerate()
+    {
+        let is_train = split == "train";
+        let aug = opts.aug && is_train;
+        let pairs: Vec<(Maze, Maze)> = if opts.csv_dir.is_some() {
+            let rows = std::mem::take(&mut imported[index]);
             if let Some(r) = rows.first() {
                 seq_len = r.maze.cells.len();
             }
@@ -263,6 +388,8 @@ pub fn build_maze(opts: &MazeOptions) -> Result<BuildSummary> {
         );
     }
     writer.write_identifiers(&[BLANK_IDENTIFIER.to_string()])?;
+    let stale_removed = writer.stale_removed().to_vec();
+    notes.extend(stale_note(&stale_removed));
     let out = writer.commit()?;
     Ok(BuildSummary {
         out,
@@ -273,5 +400,6 @@ pub fn build_maze(opts: &MazeOptions) -> Result<BuildSummary> {
         num_puzzle_identifiers: 1,
         elapsed: start.elapsed(),
         notes,
+        stale_removed,
     })
 }

@@ -37,6 +37,9 @@ use crate::error::{DataError, Result};
 pub const CHARSET: &str = "# SGo";
 /// Vocabulary size of maze datasets: PAD plus the five characters.
 pub const MAZE_VOCAB_SIZE: usize = 6;
+/// The largest side [`build_maze`] accepts: the model reads a maze as one sequence of
+/// `side * side` tokens, and 128x128 (16384 tokens) is already 18 times the reference's 30x30.
+pub const MAX_MAZE_SIZE: usize = 128;
 /// Wall.
 pub const WALL: u8 = b'#';
 /// Open square.

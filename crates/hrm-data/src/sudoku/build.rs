@@ -33,8 +33,12 @@ use super::{
 use crate::disjoint::{fingerprint, InputSet};
 use crate::error::{DataError, Result};
 use crate::format::{split_metadata, DatasetWriter, SetStats, BLANK_IDENTIFIER};
+use crate::limits::{
+    check_not_empty, wide, BuildEstimate, Bytes, MachineLimits, FINGERPRINT_BYTES, INDEX_BYTES,
+    SET_OVERHEAD_BYTES,
+};
 use crate::rng::{self, domain};
-use crate::summary::{BuildSummary, SplitSummary};
+use crate::summary::{stale_note, BuildSummary, SplitSummary};
 
 /// Options of [`build_sudoku`] (the flags of `hrm data build sudoku`).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -56,11 +60,14 @@ pub struct SudokuOptions {
     pub csv_dir: Option<PathBuf>,
     /// Board side: 9, or 6 (boxes of 2 rows x 3 columns) or 4 for CPU experiments.
     pub size: usize,
+    /// Build even if a split comes out empty (`train` or `test` 0 when generating, a CSV
+    /// without rows); otherwise that is refused.
+    pub allow_empty: bool,
 }
 
 impl SudokuOptions {
     /// The defaults of `hrm data build sudoku`: 1000 train, 1000 test, 1000 augmentations,
-    /// extreme, seed 0, 9x9.
+    /// extreme, seed 0, 9x9, empty splits refused.
     pub fn new(out: impl Into<PathBuf>) -> SudokuOptions {
         SudokuOptions {
             out: out.into(),
@@ -71,6 +78,7 @@ impl SudokuOptions {
             seed: 0,
             csv_dir: None,
             size: 9,
+            allow_empty: false,
         }
     }
 }
@@ -155,13 +163,12 @@ fn write_split(
 ) -> Result<SetStats> {
     let mut set = writer.set_writer(split, "all", seq_len)?;
     let collect = inputs_seen.is_some();
-    const CHUNK: usize = 64;
-    for (c, chunk) in pairs.chunks(CHUNK).enumerate() {
+    for (c, chunk) in pairs.chunks(WRITE_CHUNK).enumerate() {
         let groups: Vec<(Vec<u8>, Vec<u8>, Vec<u64>)> = chunk
             .par_iter()
             .enumerate()
             .map(|(k, (puzzle, solution))| {
-                let mut rng = rng::stream(seed, domain::SUDOKU_AUG, (c * CHUNK + k) as u64);
+                let mut rng = rng::stream(seed, domain::SUDOKU_AUG, (c * WRITE_CHUNK + k) as u64);
                 let mut inputs = Vec::with_capacity((1 + aug) * seq_len);
                 let mut labels = Vec::with_capacity((1 + aug) * seq_len);
                 inputs.extend(encode_board_u8(puzzle));
@@ -250,6 +257,55 @@ fn equivalence_note(train: &[Board], test: &[Board]) -> Option<String> {
     ))
 }
 
+/// Source puzzles written per parallel chunk by [`write_split`].
+const WRITE_CHUNK: usize = 64;
+
+/// What a build of `train` and `test` source puzzles (`source` says generated or from which
+/// CSV files) holds in memory and writes, estimated before anything is allocated.
+fn estimate(opts: &SudokuOptions, train: usize, test: usize, source: &str) -> BuildEstimate {
+    let seq = wide(opts.size * opts.size);
+    // Examples per training group: the original and its augmentations.
+    let per_group = Bytes::of(wide(opts.aug)).plus(Bytes::of(1u8));
+    let train_examples = per_group.times(wide(train));
+    let examples = train_examples.plus(Bytes::of(wide(test)));
+    let sources = Bytes::of(wide(train) + wide(test));
+    // Disk: a byte per token of inputs and labels, an identifier and an index per example (one
+    // puzzle each), an index per group (one per source puzzle), headers and JSON.
+    let disk = examples
+        .times(2 * seq + 8)
+        .plus(sources.times(4u8))
+        .plus(Bytes::of(2 * SET_OVERHEAD_BYTES));
+    // Memory: every source puzzle and its solution (generated, kept for the duplicate and
+    // equivalence checks), the fingerprint of every training input, the training set's index
+    // arrays, and one chunk of groups encoded in parallel.
+    let memory = sources
+        .times(4 * seq + 256)
+        .plus(train_examples.times(FINGERPRINT_BYTES + INDEX_BYTES))
+        .plus(
+            per_group
+                .times(wide(train.min(WRITE_CHUNK)))
+                .times(2 * seq + 8),
+        );
+    let option = if Bytes::of(wide(test)) > train_examples {
+        "test"
+    } else if opts.aug >= train {
+        "aug"
+    } else {
+        "train"
+    };
+    BuildEstimate {
+        option,
+        what: format!(
+            "sudoku {0}x{0} {source}with {train} train puzzles x (1 + {1} augmentations) and \
+             {test} test puzzles",
+            opts.size, opts.aug
+        ),
+        memory: memory.get(),
+        disk: disk.get(),
+        largest_set: train_examples.max(Bytes::of(wide(test))).get(),
+    }
+}
+
 /// Builds a Sudoku dataset in the reference's layout at `opts.out` (atomically).
 ///
 /// ```
@@ -264,32 +320,66 @@ fn equivalence_note(train: &[Board], test: &[Board]) -> Option<String> {
 /// assert_eq!(test.num_examples(), 2);
 /// ```
 ///
+/// Before generating or writing anything, the build's memory and disk needs are estimated
+/// and checked against the machine ([`MachineLimits::probe`]); hidden temporary directories of
+/// earlier interrupted builds of `opts.out` are removed ([`BuildSummary::stale_removed`]).
+///
 /// # Errors
-/// [`DataError::Option`] for a side other than 4, 6 or 9; CSV errors as [`read_sudoku_csv`](super::read_sudoku_csv);
+/// [`DataError::Option`] for a side other than 4, 6 or 9, or an empty split without
+/// `allow_empty`; [`DataError::TooLarge`] stating the estimate and the limit when the build
+/// would not fit; CSV errors as [`read_sudoku_csv`](super::read_sudoku_csv);
 /// [`DataError::Generation`] if the generator gives up; I/O errors naming the file. On any
 /// error nothing is left at `opts.out`.
 pub fn build_sudoku(opts: &SudokuOptions) -> Result<BuildSummary> {
     let start = Instant::now();
     check_side(opts.size)?;
+    if opts.csv_dir.is_none() {
+        check_not_empty(
+            "train",
+            "with 0 train puzzles, the train split",
+            opts.train,
+            opts.allow_empty,
+        )?;
+        check_not_empty(
+            "test",
+            "with 0 test puzzles, the test split",
+            opts.test,
+            opts.allow_empty,
+        )?;
+    }
     let seq_len = opts.size * opts.size;
     let writer = DatasetWriter::create(&opts.out)?;
+    let limits = MachineLimits::probe(writer.root());
     let mut notes = Vec::new();
     let mut stats = Vec::new();
     let task;
     // Every training input (originals and augmentations), to keep the test split apart.
-    let mut train_inputs = InputSet::with_capacity(opts.train.saturating_mul(1 + opts.aug));
+    let mut train_inputs;
     // The source puzzles of each split, for the equivalence note.
     let mut sources: Vec<Vec<Board>> = Vec::new();
     if let Some(dir) = &opts.csv_dir {
         task = format!("sudoku {0}x{0} from {1}", opts.size, dir.display());
+        // Both files are read (and every row checked) before anything is written, so the
+        // estimate counts the rows kept.
+        let mut loaded = Vec::new();
         for (split, keep, dom) in [
             ("train", opts.train, domain::SUDOKU_CSV),
             ("test", opts.test, domain::SUDOKU_CSV + 100),
         ] {
             let mut rng = rng::stream(opts.seed, dom, 0);
-            let rows = load_csv(&dir.join(format!("{split}.csv")), keep, opts.size, &mut rng)?;
+            let path = dir.join(format!("{split}.csv"));
+            let rows = load_csv(&path, keep, opts.size, &mut rng)?;
+            let what = format!("with no rows in {}, the {split} split", path.display());
+            check_not_empty(split, &what, rows.len(), opts.allow_empty)?;
             let pairs: Vec<(Board, Board)> =
                 rows.into_iter().map(|r| (r.puzzle, r.solution)).collect();
+            loaded.push((split, pairs));
+        }
+        let from = format!("from {} ", dir.display());
+        estimate(opts, loaded[0].1.len(), loaded[1].1.len(), &from).check(&limits)?;
+        train_inputs =
+            InputSet::with_capacity(loaded[0].1.len().saturating_mul(opts.aug.saturating_add(1)));
+        for (split, pairs) in loaded {
             let is_train = split == "train";
             let aug = if is_train { opts.aug } else { 0 };
             let collect = is_train.then_some(&mut train_inputs);
@@ -314,6 +404,9 @@ pub fn build_sudoku(opts: &SudokuOptions) -> Result<BuildSummary> {
         notes.push("difficulty ignored: puzzles come from the CSV files".to_string());
     } else {
         task = format!("sudoku {0}x{0} ({1})", opts.size, opts.difficulty);
+        estimate(opts, opts.train, opts.test, "").check(&limits)?;
+        train_inputs =
+            InputSet::with_capacity(opts.train.saturating_mul(opts.aug.saturating_add(1)));
         if opts.difficulty == Difficulty::Extreme {
             match opts.size {
                 4 => notes.push(
@@ -385,6 +478,8 @@ pub fn build_sudoku(opts: &SudokuOptions) -> Result<BuildSummary> {
         });
     }
     writer.write_identifiers(&[BLANK_IDENTIFIER.to_string()])?;
+    let stale_removed = writer.stale_removed().to_vec();
+    notes.extend(stale_note(&stale_removed));
     let out = writer.commit()?;
     Ok(BuildSummary {
         out,
@@ -395,6 +490,7 @@ pub fn build_sudoku(opts: &SudokuOptions) -> Result<BuildSummary> {
         num_puzzle_identifiers: 1,
         elapsed: start.elapsed(),
         notes,
+        stale_removed,
     })
 }
 
