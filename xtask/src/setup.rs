@@ -10,6 +10,16 @@
 //!
 //! The result is linked as `<root>/.libtorch`, which `.cargo/config.toml` hands to torch-sys as
 //! `LIBTORCH`; the crates' build scripts then record its `lib/` as a run-time search path.
+//!
+//! Two repairs and one extra, all idempotent:
+//! - pip writes the venv's absolute path into its console scripts (`bin/torchrun`, `bin/pip`,
+//!   `bin/activate`), so after the `.partial` directory is renamed they would name a python
+//!   that no longer exists; [`repair_venv_paths`] rewrites them, after an install and on every
+//!   run (caches made before this fix are repaired too).
+//! - hrm-dist's multi-process CPU backend (c10d's Gloo, inside libtorch) needs Gloo's headers,
+//!   which the torch wheel does not ship: [`gloo_headers`] installs Debian's `libgloo-dev` when
+//!   they are missing and the user is root, and otherwise says what to install. Without them
+//!   everything still builds and single-process training works.
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -78,6 +88,7 @@ pub fn run(root: &Path) -> Result<Torch> {
                 "[setup] libtorch {version} from LIBTORCH at {}",
                 dir.display()
             );
+            gloo_headers();
             return Ok(Torch {
                 dir,
                 user_libtorch: Some(value),
@@ -87,6 +98,12 @@ pub fn run(root: &Path) -> Result<Torch> {
 
     let home = torch_home()?;
     let (dir, how) = if let Some(dir) = cached_torch_dir(&home) {
+        if let Err(e) = repair_venv_paths(&home) {
+            eprintln!(
+                "[setup] warning: could not repair the scripts in {}: {e:#}",
+                home.join("bin").display()
+            );
+        }
         (dir, "cached")
     } else if let Some(dir) = python3_torch_dir() {
         (dir, "python3's own torch")
@@ -111,6 +128,7 @@ pub fn run(root: &Path) -> Result<Torch> {
         "[setup] libtorch {TORCH_VERSION}{cuda}, {how}, at {}",
         dir.display()
     );
+    gloo_headers();
     Ok(Torch {
         dir,
         user_libtorch: None,
@@ -246,11 +264,142 @@ fn install(home: &Path) -> Result<()> {
     )?;
     fs::rename(&partial, home)
         .with_context(|| format!("moving {} to {}", partial.display(), home.display()))?;
+    repair_venv_paths(home)?;
     eprintln!(
         "[setup] installed in {:.0} s",
         started.elapsed().as_secs_f64()
     );
     Ok(())
+}
+
+/// Rewrites the `.partial` directory name that `python3 -m venv` and pip wrote into the venv's
+/// scripts (the `#!` line of `bin/torchrun`, `bin/pip` and the other console scripts,
+/// `VIRTUAL_ENV` and the prompt in `bin/activate*`, the command in `pyvenv.cfg`) to the final
+/// name. Both directories share a parent, so replacing the name fixes the absolute paths too.
+/// Idempotent: files without the old name are left alone. Returns how many were rewritten.
+fn repair_venv_paths(home: &Path) -> Result<usize> {
+    let partial = home.with_extension("partial");
+    let (Some(old), Some(new)) = (
+        partial.file_name().and_then(|n| n.to_str()),
+        home.file_name().and_then(|n| n.to_str()),
+    ) else {
+        return Ok(0);
+    };
+    let mut files = vec![home.join("pyvenv.cfg")];
+    if let Ok(entries) = fs::read_dir(home.join("bin")) {
+        files.extend(entries.flatten().map(|e| e.path()));
+    }
+    let mut rewritten = 0;
+    for path in files {
+        // `bin/python*` are links to the base interpreter: never follow or rewrite them.
+        let Ok(meta) = fs::symlink_metadata(&path) else {
+            continue;
+        };
+        if !meta.is_file() {
+            continue;
+        }
+        let Ok(text) = fs::read_to_string(&path) else {
+            continue; // not text: nothing of ours in it
+        };
+        if !text.contains(old) {
+            continue;
+        }
+        // Write beside, keep the permissions (scripts stay executable), then rename over.
+        let tmp = path.with_extension("hrm-tmp");
+        fs::write(&tmp, text.replace(old, new))
+            .with_context(|| format!("writing {}", tmp.display()))?;
+        fs::set_permissions(&tmp, meta.permissions())
+            .with_context(|| format!("setting permissions of {}", tmp.display()))?;
+        fs::rename(&tmp, &path).with_context(|| format!("replacing {}", path.display()))?;
+        rewritten += 1;
+    }
+    if rewritten > 0 {
+        eprintln!(
+            "[setup] repaired {rewritten} venv scripts that named {} (bin/torchrun works again)",
+            partial.display()
+        );
+    }
+    Ok(rewritten)
+}
+
+/// Where Gloo's headers are (the directory holding `gloo/config.h`), searched where
+/// hrm-dist's build script searches.
+fn find_gloo_headers() -> Option<PathBuf> {
+    let mut candidates: Vec<PathBuf> = Vec::new();
+    if let Some(dir) = std::env::var_os("GLOO_INCLUDE_DIR") {
+        candidates.push(dir.into());
+    }
+    candidates.push("/usr/include".into());
+    candidates.push("/usr/local/include".into());
+    if let Some(prefix) = std::env::var_os("CONDA_PREFIX") {
+        candidates.push(Path::new(&prefix).join("include"));
+    }
+    candidates
+        .into_iter()
+        .find(|d| d.join("gloo").join("config.h").is_file())
+}
+
+/// Makes sure hrm-dist can build its Gloo backend: reports the headers when present, installs
+/// `libgloo-dev` with apt-get when they are missing and we are root, and otherwise says what to
+/// install. Never fails: without Gloo the build and single-process runs still work.
+fn gloo_headers() {
+    if std::env::var_os("HRM_DIST_NO_GLOO").is_some_and(|v| !v.is_empty() && v != "0") {
+        eprintln!(
+            "[setup] HRM_DIST_NO_GLOO is set: hrm-dist builds without Gloo (one process on CPU)"
+        );
+        return;
+    }
+    if let Some(dir) = find_gloo_headers() {
+        eprintln!("[setup] Gloo headers at {}", dir.join("gloo").display());
+        return;
+    }
+    const MISSING: &str =
+        "multi-process CPU training (hrm-dist's Gloo backend) needs Gloo's headers";
+    if !cfg!(target_os = "linux") || !is_root() || !has_program("apt-get") {
+        eprintln!(
+            "[setup] {MISSING}: install them with `sudo apt-get install libgloo-dev` (Debian, Ubuntu) \
+             or point GLOO_INCLUDE_DIR at a directory holding gloo/config.h, then rebuild. \
+             Single-process training works without them."
+        );
+        return;
+    }
+    eprintln!("[setup] {MISSING}: installing libgloo-dev with apt-get");
+    let apt = |args: &[&str]| {
+        Command::new("apt-get")
+            .args(args)
+            .env("DEBIAN_FRONTEND", "noninteractive")
+            .status()
+            .map(|s| s.success())
+            .unwrap_or(false)
+    };
+    let installed = apt(&["update", "-qq"]) && apt(&["install", "-y", "-qq", "libgloo-dev"]);
+    match find_gloo_headers() {
+        Some(dir) if installed => {
+            eprintln!(
+                "[setup] installed libgloo-dev: Gloo headers at {}",
+                dir.join("gloo").display()
+            )
+        }
+        _ => eprintln!(
+            "[setup] warning: apt-get could not install libgloo-dev; {MISSING}, so multi-process \
+             CPU runs stay off until it is installed. Single-process training works."
+        ),
+    }
+}
+
+/// Whether this process runs as root (`id -u` prints 0).
+fn is_root() -> bool {
+    Command::new("id")
+        .arg("-u")
+        .output()
+        .map(|o| o.status.success() && String::from_utf8_lossy(&o.stdout).trim() == "0")
+        .unwrap_or(false)
+}
+
+/// Whether `program` can be started from `PATH`.
+fn has_program(program: &str) -> bool {
+    std::env::var_os("PATH")
+        .is_some_and(|paths| std::env::split_paths(&paths).any(|dir| dir.join(program).is_file()))
 }
 
 fn find_site_packages(venv: &Path) -> Result<PathBuf> {
@@ -313,4 +462,66 @@ fn point_link(link: &Path, target: &Path) -> Result<()> {
     fs::rename(&tmp, link).with_context(|| format!("replacing {}", link.display()))?;
     eprintln!("[setup] {} -> {}", link.display(), target.display());
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn venv_scripts_are_repointed_once_and_stay_executable() {
+        let base = std::env::temp_dir().join(format!("hrm-setup-test-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&base);
+        let home = base.join("torch-2.11.0");
+        let bin = home.join("bin");
+        fs::create_dir_all(&bin).expect("create bin");
+        let old = base.join("torch-2.11.partial");
+        let script = bin.join("torchrun");
+        fs::write(
+            &script,
+            format!("#!{}/bin/python\nimport sys\n", old.display()),
+        )
+        .expect("write script");
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            fs::set_permissions(&script, fs::Permissions::from_mode(0o755)).expect("chmod");
+            std::os::unix::fs::symlink("/usr/bin/python3", bin.join("python")).expect("link");
+        }
+        fs::write(
+            bin.join("activate"),
+            format!(
+                "VIRTUAL_ENV=\"{}\"\nPS1=\"(torch-2.11.partial) \"\n",
+                old.display()
+            ),
+        )
+        .expect("write activate");
+        fs::write(bin.join("untouched"), "#!/bin/sh\necho hi\n").expect("write other");
+
+        assert_eq!(repair_venv_paths(&home).expect("repair"), 2);
+        let text = fs::read_to_string(&script).expect("read script");
+        assert_eq!(
+            text,
+            format!("#!{}/bin/python\nimport sys\n", home.display())
+        );
+        let activate = fs::read_to_string(bin.join("activate")).expect("read activate");
+        assert_eq!(
+            activate,
+            format!(
+                "VIRTUAL_ENV=\"{}\"\nPS1=\"(torch-2.11.0) \"\n",
+                home.display()
+            )
+        );
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = fs::metadata(&script).expect("stat").permissions().mode();
+            assert_eq!(mode & 0o777, 0o755);
+            let link = fs::read_link(bin.join("python")).expect("still a link");
+            assert_eq!(link, Path::new("/usr/bin/python3"));
+        }
+        // Idempotent: nothing left to rewrite.
+        assert_eq!(repair_venv_paths(&home).expect("second repair"), 0);
+        let _ = fs::remove_dir_all(&base);
+    }
 }
