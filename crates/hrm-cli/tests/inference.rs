@@ -167,8 +167,7 @@ fn continuous_batching_gives_every_puzzle_its_own_rollout() {
     // 5 slots for 24 puzzles: slots are refilled many times, and the tail drains.
     let cont = solve_rows(model, &inputs, &ids, 5, &opts, Device::Cpu).expect("continuous");
     assert_eq!(cont.rows.len(), n);
-    let steps: std::collections::BTreeSet<usize> =
-        cont.rows.iter().map(|r| r.halt_step).collect();
+    let steps: std::collections::BTreeSet<usize> = cont.rows.iter().map(|r| r.halt_step).collect();
     assert!(
         steps.len() >= 2,
         "the fixture must halt puzzles at different steps: {steps:?}"
@@ -176,8 +175,15 @@ fn continuous_batching_gives_every_puzzle_its_own_rollout() {
     // Nobody waits: the compute is the sum of the puzzles' own steps.
     let own: usize = cont.rows.iter().map(|r| r.halt_step).sum();
     assert_eq!(cont.row_steps, own);
-    let lock = solve_rows(model, &inputs, &ids, 5, &learned(Batching::Lockstep), Device::Cpu)
-        .expect("lockstep");
+    let lock = solve_rows(
+        model,
+        &inputs,
+        &ids,
+        5,
+        &learned(Batching::Lockstep),
+        Device::Cpu,
+    )
+    .expect("lockstep");
     assert!(
         lock.row_steps > cont.row_steps,
         "lockstep {} vs continuous {}",
@@ -201,8 +207,17 @@ fn continuous_batching_gives_every_puzzle_its_own_rollout() {
         assert_eq!(row.learned_halt_step, alone.learned_halt_step, "puzzle {p}");
         assert_eq!(row.q_halt_logits.len(), row.halt_step);
         assert_eq!(row.q_halt_logits.len(), alone.q_halt_logits.len());
-        for (k, (a, b)) in row.q_halt_logits.iter().zip(&alone.q_halt_logits).enumerate() {
-            assert!(close(*a, *b), "puzzle {p} step {}: q_halt {a} vs {b}", k + 1);
+        for (k, (a, b)) in row
+            .q_halt_logits
+            .iter()
+            .zip(&alone.q_halt_logits)
+            .enumerate()
+        {
+            assert!(
+                close(*a, *b),
+                "puzzle {p} step {}: q_halt {a} vs {b}",
+                k + 1
+            );
         }
         for (a, b) in row.q_continue_logits.iter().zip(&alone.q_continue_logits) {
             assert!(close(*a, *b), "puzzle {p}: q_continue {a} vs {b}");
@@ -253,7 +268,11 @@ fn max_halting_is_the_reference_evaluation_bit_for_bit() {
     let run = solve_rows(model, &inputs, &ids, 8, &max, Device::Cpu).expect("max");
     for (p, row) in run.rows.iter().enumerate() {
         assert_eq!(row.halt_step, 4);
-        assert_eq!(row.prediction, out.predictions[p * 16..(p + 1) * 16], "puzzle {p}");
+        assert_eq!(
+            row.prediction,
+            out.predictions[p * 16..(p + 1) * 16],
+            "puzzle {p}"
+        );
         assert_eq!(
             row.q_halt_logits[3].to_bits(),
             out.q_halt_logits[p].to_bits(),
@@ -290,7 +309,9 @@ fn max_halting_is_the_reference_evaluation_bit_for_bit() {
     assert!(o.status.success(), "{}", text(&o.stderr));
     let m = read_json(&out_dir.join("metrics.json"));
     let f = |v: &serde_json::Value| v.as_f64().expect("a number");
-    assert!((f(&m["max_steps"]["exact_accuracy"]) - f(&m["overall"]["exact_accuracy"])).abs() < 1e-9);
+    assert!(
+        (f(&m["max_steps"]["exact_accuracy"]) - f(&m["overall"]["exact_accuracy"])).abs() < 1e-9
+    );
     assert!((f(&m["max_steps"]["token_accuracy"]) - f(&m["overall"]["accuracy"])).abs() < 1e-6);
     assert_eq!(m["timing"]["learned_batching"], "continuous");
 }
@@ -345,8 +366,18 @@ fn test_time_steps_run_past_the_trained_cap() {
     // The command line: `--max-steps 7` runs 7 steps under `--halt max`.
     let puzzle = puzzles(&t.data, "test")[0].board.to_line();
     let o = hrm(&[
-        "solve", "sudoku", &puzzle, "--run", path_str(&t.run), "--device", "cpu", "--halt",
-        "max", "--max-steps", "7", "--json",
+        "solve",
+        "sudoku",
+        &puzzle,
+        "--run",
+        path_str(&t.run),
+        "--device",
+        "cpu",
+        "--halt",
+        "max",
+        "--max-steps",
+        "7",
+        "--json",
     ]);
     assert!(o.status.success(), "{}", text(&o.stderr));
     let answer: serde_json::Value =
@@ -354,7 +385,13 @@ fn test_time_steps_run_past_the_trained_cap() {
     assert_eq!(answer["steps"], 7);
     assert_eq!(answer["q_halt"].as_array().map(Vec::len), Some(7));
     let o = hrm(&[
-        "solve", "sudoku", &puzzle, "--run", path_str(&t.run), "--max-steps", "0",
+        "solve",
+        "sudoku",
+        &puzzle,
+        "--run",
+        path_str(&t.run),
+        "--max-steps",
+        "0",
     ]);
     assert!(!o.status.success());
     assert!(text(&o.stderr).contains("--max-steps must be at least 1"));
@@ -362,11 +399,21 @@ fn test_time_steps_run_past_the_trained_cap() {
     // `hrm eval --steps-sweep`: one point per cap, the trained cap agreeing with the report.
     let out_dir = t.dir.join("report-sweep");
     let o = hrm(&[
-        "eval", path_str(&t.run), "--out", path_str(&out_dir), "--device", "cpu",
-        "--steps-sweep", "1,2,4,8",
+        "eval",
+        path_str(&t.run),
+        "--out",
+        path_str(&out_dir),
+        "--device",
+        "cpu",
+        "--steps-sweep",
+        "1,2,4,8",
     ]);
     assert!(o.status.success(), "{}", text(&o.stderr));
-    assert!(text(&o.stdout).contains("exact by step cap"), "{}", text(&o.stdout));
+    assert!(
+        text(&o.stdout).contains("exact by step cap"),
+        "{}",
+        text(&o.stdout)
+    );
     let sweep = read_json(&out_dir.join("steps_sweep.json"));
     assert_eq!(sweep["halt_max_steps"], 4);
     let points = sweep["points"].as_array().expect("points");
@@ -374,10 +421,17 @@ fn test_time_steps_run_past_the_trained_cap() {
     assert_eq!(caps, vec![1, 2, 4, 8]);
     let m = read_json(&out_dir.join("metrics.json"));
     assert_eq!(points[2]["exact_max"], m["max_steps"]["exact_accuracy"]);
-    assert_eq!(points[2]["exact_learned"], m["learned_halting"]["exact_accuracy"]);
     assert_eq!(
-        points[2]["mean_steps_learned"].as_f64().map(|x| (x * 1e6).round()),
-        m["learned_halting"]["mean_steps"].as_f64().map(|x| (x * 1e6).round())
+        points[2]["exact_learned"],
+        m["learned_halting"]["exact_accuracy"]
+    );
+    assert_eq!(
+        points[2]["mean_steps_learned"]
+            .as_f64()
+            .map(|x| (x * 1e6).round()),
+        m["learned_halting"]["mean_steps"]
+            .as_f64()
+            .map(|x| (x * 1e6).round())
     );
     assert!(points[3]["mean_steps_learned"].as_f64() >= points[2]["mean_steps_learned"].as_f64());
     let png = std::fs::read(out_dir.join("steps_sweep.png")).expect("png");
@@ -450,8 +504,19 @@ fn voting_reports_pass_at_k_and_undoes_its_views() {
     let lines: Vec<String> = test.iter().take(5).map(|p| p.board.to_line()).collect();
     std::fs::write(&file, lines.join("\n")).expect("write");
     let o = hrm(&[
-        "solve", "sudoku", "--file", path_str(&file), "--run", path_str(&t.run), "--run",
-        path_str(&t.run), "--vote", "3", "--device", "cpu", "--json",
+        "solve",
+        "sudoku",
+        "--file",
+        path_str(&file),
+        "--run",
+        path_str(&t.run),
+        "--run",
+        path_str(&t.run),
+        "--vote",
+        "3",
+        "--device",
+        "cpu",
+        "--json",
     ]);
     assert!(o.status.success(), "{}", text(&o.stderr));
     let stdout = text(&o.stdout);
@@ -468,10 +533,19 @@ fn voting_reports_pass_at_k_and_undoes_its_views() {
         }
     }
     let stderr = text(&o.stderr);
-    assert!(stderr.contains("pass@1") && stderr.contains("pass@2"), "{stderr}");
+    assert!(
+        stderr.contains("pass@1") && stderr.contains("pass@2"),
+        "{stderr}"
+    );
     // ARC votes over its dataset's own views: --vote is refused there.
     let o = hrm(&[
-        "solve", "arc", path_str(&file), "--run", path_str(&t.run), "--vote", "2",
+        "solve",
+        "arc",
+        path_str(&file),
+        "--run",
+        path_str(&t.run),
+        "--vote",
+        "2",
     ]);
     assert!(!o.status.success());
     assert!(text(&o.stderr).contains("--vote is for Sudoku and mazes"));
@@ -479,15 +553,29 @@ fn voting_reports_pass_at_k_and_undoes_its_views() {
     // `hrm eval RUN RUN --vote 2`: the vote in the report; its single view is learned halting.
     let out_dir = t.dir.join("report-vote");
     let o = hrm(&[
-        "eval", path_str(&t.run), path_str(&t.run), "--out", path_str(&out_dir), "--device",
-        "cpu", "--vote", "2",
+        "eval",
+        path_str(&t.run),
+        path_str(&t.run),
+        "--out",
+        path_str(&out_dir),
+        "--device",
+        "cpu",
+        "--vote",
+        "2",
     ]);
     assert!(o.status.success(), "{}", text(&o.stderr));
-    assert!(text(&o.stdout).contains("voting (2 views x 2 run(s)"), "{}", text(&o.stdout));
+    assert!(
+        text(&o.stdout).contains("voting (2 views x 2 run(s)"),
+        "{}",
+        text(&o.stdout)
+    );
     let m = read_json(&out_dir.join("metrics.json"));
     assert_eq!(m["vote"]["views"], 2);
     assert_eq!(m["vote"]["runs"].as_array().map(Vec::len), Some(2));
     assert_eq!(m["vote"]["count"], 24);
-    assert_eq!(m["vote"]["single_view_exact"], m["learned_halting"]["exact_accuracy"]);
+    assert_eq!(
+        m["vote"]["single_view_exact"],
+        m["learned_halting"]["exact_accuracy"]
+    );
     assert!(m["vote"]["pass_at_2"].as_f64() >= m["vote"]["pass_at_1"].as_f64());
 }

@@ -79,10 +79,7 @@ pub struct EvalArgs {
 pub fn run(args: EvalArgs) -> anyhow::Result<()> {
     anyhow::ensure!(args.batch > 0, "--batch must be at least 1");
     anyhow::ensure!(args.vote > 0, "--vote must be at least 1");
-    anyhow::ensure!(
-        args.max_steps != Some(0),
-        "--max-steps must be at least 1"
-    );
+    anyhow::ensure!(args.max_steps != Some(0), "--max-steps must be at least 1");
     anyhow::ensure!(
         !args.steps_sweep.contains(&0),
         "--steps-sweep step counts must be at least 1"
@@ -189,7 +186,12 @@ fn bench(
     for r in &rows {
         println!(
             "  {:<20} {:>12.1} {:>10.2} {:>12} {:>8.4} {:>8.4}",
-            r.mode, r.puzzles_per_second, r.mean_steps, r.row_steps, r.exact_accuracy, r.token_accuracy
+            r.mode,
+            r.puzzles_per_second,
+            r.mean_steps,
+            r.row_steps,
+            r.exact_accuracy,
+            r.token_accuracy
         );
     }
     std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;

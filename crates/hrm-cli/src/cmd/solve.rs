@@ -28,9 +28,9 @@ use crate::solve::sudoku::{
 use crate::solve::vote::{vote_mazes, vote_sudoku, MazeVote, SudokuVote, VoteOptions};
 use crate::solve::{model_task, Batching, HaltMode, RolloutOptions, RowResult, Trace};
 use hrm_train::arch::ArchModel;
-use hrm_train::eval::vote::VoteRun;
 use hrm_train::checkpoint::{load_model, LoadedModel};
 use hrm_train::device::{device_name, parse_device};
+use hrm_train::eval::vote::VoteRun;
 
 /// Puzzles `--bench` solves one at a time (the file's puzzles, repeated as needed).
 const BENCH_SINGLE: usize = 128;
@@ -583,7 +583,10 @@ fn print_sudoku(i: usize, a: &SudokuAnswer, common: &CommonArgs) {
         side_by_side(&b.to_grid_string(), &a.solution.to_grid_string(), 3)
     );
     println!("answer: {}", a.solution.to_line());
-    println!("verdict: {}", sudoku_verdict(&a.puzzle.board, &a.solution, &a.verdict));
+    println!(
+        "verdict: {}",
+        sudoku_verdict(&a.puzzle.board, &a.solution, &a.verdict)
+    );
     println!("{}", steps_line(&a.row, common.halt, common.max_steps));
     println!(
         "time: {:.2} ms (batch of {})\n",

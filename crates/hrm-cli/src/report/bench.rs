@@ -79,7 +79,11 @@ pub fn bench_halting(
     }
     let n = ids.len();
     let modes = [
-        ("learned, continuous", HaltMode::Learned, Batching::Continuous),
+        (
+            "learned, continuous",
+            HaltMode::Learned,
+            Batching::Continuous,
+        ),
         ("learned, lockstep", HaltMode::Learned, Batching::Lockstep),
         ("max", HaltMode::Max, Batching::Lockstep),
     ];

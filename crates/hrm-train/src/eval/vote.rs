@@ -410,6 +410,9 @@ mod tests {
         assert!(draw_views(TaskKind::Arc, 12, 2, 3, 0).is_err());
         let s = draw_views(TaskKind::Sudoku { size: 4 }, 11, 3, 3, 5).expect("sudoku");
         assert_eq!(s.len(), 3);
-        assert_ne!(s, draw_views(TaskKind::Sudoku { size: 4 }, 11, 3, 3, 6).expect("other"));
+        assert_ne!(
+            s,
+            draw_views(TaskKind::Sudoku { size: 4 }, 11, 3, 3, 6).expect("other")
+        );
     }
 }

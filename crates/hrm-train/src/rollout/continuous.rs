@@ -216,9 +216,7 @@ pub fn solve_continuous(
     run.rows = results
         .into_iter()
         .enumerate()
-        .map(|(i, r)| {
-            r.ok_or_else(|| TrainError::Shape(format!("puzzle {i} was never answered")))
-        })
+        .map(|(i, r)| r.ok_or_else(|| TrainError::Shape(format!("puzzle {i} was never answered"))))
         .collect::<Result<_>>()?;
     Ok(run)
 }
@@ -330,7 +328,7 @@ mod tests {
     #[test]
     fn a_capped_run_takes_cap_steps_and_empty_inputs_give_nothing() {
         let core = tiny_core(2);
-        let inputs: Vec<i32> = (0..7 * 16).map(|i| (i * 7 % 10 + 1) as i32).collect();
+        let inputs: Vec<i32> = (0..7 * 16).map(|i| i * 7 % 10 + 1).collect();
         let ids = vec![0; 7];
         let opts = RolloutOptions {
             halt: HaltMode::Max,

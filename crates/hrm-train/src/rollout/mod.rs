@@ -346,7 +346,11 @@ pub fn solve_rows(
         run.batch_seconds.push(t0.elapsed().as_secs_f64());
         run.batch_sizes.push(end - start);
         // Every row of a lockstep batch is computed until the batch's last halting step.
-        let calls = rows.iter().map(|r| r.q_halt_logits.len().max(1)).max().unwrap_or(0);
+        let calls = rows
+            .iter()
+            .map(|r| r.q_halt_logits.len().max(1))
+            .max()
+            .unwrap_or(0);
         run.calls += calls;
         run.row_steps += calls * (end - start);
         run.rows.extend(rows);
