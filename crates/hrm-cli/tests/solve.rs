@@ -841,6 +841,28 @@ fn arc_tasks_vote_over_their_views_and_unknown_tasks_are_flagged() {
     .expect("json");
     assert_eq!(submission["bbb"].as_array().map(Vec::len), Some(2));
     assert!(submission["aaa"][0]["attempt_1"].is_array());
+    // Learned halting votes too; two runs vote together over the dataset's views.
+    assert!(metrics["arc_learned"]["pass_at_2"].is_f64());
+    let out_dir = t.dir.join("report-two-runs");
+    let out = hrm(&[
+        "eval",
+        path_str(&t.run),
+        path_str(&t.run),
+        "--out",
+        path_str(&out_dir),
+        "--device",
+        "cpu",
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let two: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(out_dir.join("metrics.json")).expect("metrics.json"),
+    )
+    .expect("json");
+    assert_eq!(two["vote"]["count"], 2, "two tasks");
+    assert_eq!(two["vote"]["runs"].as_array().map(Vec::len), Some(2));
+    // The same model twice votes as it does once.
+    assert_eq!(two["vote"]["pass_at_1"], metrics["arc"]["pass_at_1"]);
+    assert_eq!(two["vote"]["pass_at_2"], metrics["arc"]["pass_at_2"]);
 }
 
 /// A GRU baseline (no ACT, no Q head) trained for a few steps on the Sudoku data.
