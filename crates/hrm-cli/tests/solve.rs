@@ -18,7 +18,7 @@ use hrm_data::sudoku::{decode_tokens, Difficulty, SudokuOptions};
 use hrm_data::{DataError, Dataset};
 use hrm_train::checkpoint::load_model;
 use hrm_train::config::TrainConfig;
-use hrm_train::rollout::{HaltMode, RolloutOptions};
+use hrm_train::rollout::{Batching, HaltMode, RolloutOptions};
 use hrm_train::trainer::{train, TrainOptions};
 use hrm_train::TrainError;
 
@@ -194,7 +194,12 @@ fn the_model_solves_the_puzzles_it_was_trained_on() {
         Device::Cpu,
     )
     .expect("solve one by one");
-    assert_eq!(run1.batch_sizes, vec![1; 8]);
+    // Learned halting batches continuously: one slot, the eight puzzles one after another.
+    assert_eq!(run1.batch_sizes, vec![8]);
+    assert_eq!(
+        run1.row_steps,
+        single.iter().map(|a| a.row.halt_step).sum::<usize>()
+    );
     for (a, b) in answers.iter().zip(&single) {
         assert_eq!(a.solution, b.solution, "{}", a.puzzle.source);
     }
@@ -264,6 +269,10 @@ fn the_binary_solves_puzzles_and_prints_json() {
         "--json",
         "--batch",
         "3",
+        // Lockstep batches, so each answer reports the batch it ran in (a continuous run is
+        // one batch of all puzzles).
+        "--batching",
+        "lockstep",
     ]);
     assert!(out.status.success(), "{}", text(&out.stderr));
     let objs = json_lines(&out);
@@ -499,7 +508,8 @@ fn an_evaluation_report_has_metrics_charts_and_failures() {
     assert!(out.status.success(), "{}", text(&out.stderr));
     let stdout = text(&out.stdout);
     assert!(
-        stdout.contains("16 examples (sudoku 4x4)") && stdout.contains("learned halting: exact"),
+        stdout.contains("16 examples (sudoku 4x4)")
+            && stdout.contains("learned halting (at most 4 steps, continuous batching): exact"),
         "{stdout}"
     );
     let metrics: serde_json::Value = serde_json::from_str(
@@ -751,7 +761,10 @@ fn arc_tasks_vote_over_their_views_and_unknown_tasks_are_flagged() {
         &task,
         &ids,
         3,
-        &RolloutOptions::default(),
+        &RolloutOptions {
+            batching: Batching::Lockstep,
+            ..RolloutOptions::default()
+        },
         Device::Cpu,
     )
     .expect("solve");

@@ -46,8 +46,9 @@ struct Slot {
 /// `n * S` long by the caller) with `slots` rows computed together, each halting under the
 /// learned rule (or at [`RolloutOptions::step_cap`]).
 ///
-/// Under [`HaltMode::Max`] every puzzle runs the cap, so this is a lockstep run in waves; the
-/// reference's evaluation is [`super::rollout`].
+/// Under [`HaltMode::Max`] every puzzle runs the cap, so this is a lockstep run in waves (the
+/// reference's evaluation is [`super::rollout`]); `learned_halt_step` is still recorded, but
+/// `learned_prediction` is then the final prediction, since no step but the last is kept.
 ///
 /// The result is one "batch" of all `n` rows whose time is the whole run's.
 ///
