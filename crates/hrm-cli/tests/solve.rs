@@ -18,7 +18,7 @@ use hrm_data::sudoku::{decode_tokens, Difficulty, SudokuOptions};
 use hrm_data::{DataError, Dataset};
 use hrm_train::checkpoint::load_model;
 use hrm_train::config::TrainConfig;
-use hrm_train::rollout::{HaltMode, RolloutOptions};
+use hrm_train::rollout::{Batching, HaltMode, RolloutOptions};
 use hrm_train::trainer::{train, TrainOptions};
 use hrm_train::TrainError;
 
@@ -194,7 +194,12 @@ fn the_model_solves_the_puzzles_it_was_trained_on() {
         Device::Cpu,
     )
     .expect("solve one by one");
-    assert_eq!(run1.batch_sizes, vec![1; 8]);
+    // Learned halting batches continuously: one slot, the eight puzzles one after another.
+    assert_eq!(run1.batch_sizes, vec![8]);
+    assert_eq!(
+        run1.row_steps,
+        single.iter().map(|a| a.row.halt_step).sum::<usize>()
+    );
     for (a, b) in answers.iter().zip(&single) {
         assert_eq!(a.solution, b.solution, "{}", a.puzzle.source);
     }
@@ -264,6 +269,10 @@ fn the_binary_solves_puzzles_and_prints_json() {
         "--json",
         "--batch",
         "3",
+        // Lockstep batches, so each answer reports the batch it ran in (a continuous run is
+        // one batch of all puzzles).
+        "--batching",
+        "lockstep",
     ]);
     assert!(out.status.success(), "{}", text(&out.stderr));
     let objs = json_lines(&out);
@@ -499,7 +508,8 @@ fn an_evaluation_report_has_metrics_charts_and_failures() {
     assert!(out.status.success(), "{}", text(&out.stderr));
     let stdout = text(&out.stdout);
     assert!(
-        stdout.contains("16 examples (sudoku 4x4)") && stdout.contains("learned halting: exact"),
+        stdout.contains("16 examples (sudoku 4x4)")
+            && stdout.contains("learned halting (at most 4 steps, continuous batching): exact"),
         "{stdout}"
     );
     let metrics: serde_json::Value = serde_json::from_str(
@@ -751,7 +761,10 @@ fn arc_tasks_vote_over_their_views_and_unknown_tasks_are_flagged() {
         &task,
         &ids,
         3,
-        &RolloutOptions::default(),
+        &RolloutOptions {
+            batching: Batching::Lockstep,
+            ..RolloutOptions::default()
+        },
         Device::Cpu,
     )
     .expect("solve");
@@ -841,6 +854,28 @@ fn arc_tasks_vote_over_their_views_and_unknown_tasks_are_flagged() {
     .expect("json");
     assert_eq!(submission["bbb"].as_array().map(Vec::len), Some(2));
     assert!(submission["aaa"][0]["attempt_1"].is_array());
+    // Learned halting votes too; two runs vote together over the dataset's views.
+    assert!(metrics["arc_learned"]["pass_at_2"].is_f64());
+    let out_dir = t.dir.join("report-two-runs");
+    let out = hrm(&[
+        "eval",
+        path_str(&t.run),
+        path_str(&t.run),
+        "--out",
+        path_str(&out_dir),
+        "--device",
+        "cpu",
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let two: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(out_dir.join("metrics.json")).expect("metrics.json"),
+    )
+    .expect("json");
+    assert_eq!(two["vote"]["count"], 2, "two tasks");
+    assert_eq!(two["vote"]["runs"].as_array().map(Vec::len), Some(2));
+    // The same model twice votes as it does once.
+    assert_eq!(two["vote"]["pass_at_1"], metrics["arc"]["pass_at_1"]);
+    assert_eq!(two["vote"]["pass_at_2"], metrics["arc"]["pass_at_2"]);
 }
 
 /// A GRU baseline (no ACT, no Q head) trained for a few steps on the Sudoku data.

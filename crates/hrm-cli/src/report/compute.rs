@@ -9,7 +9,7 @@ use hrm_act::LossHead;
 use hrm_data::sudoku::BLANK_TOKEN;
 use hrm_data::{Dataset, TaskKind};
 use hrm_train::checkpoint::LoadedModel;
-use hrm_train::eval::arc::{evaluate_arc, ArcReport};
+use hrm_train::eval::arc::{evaluate_arc, evaluate_arc_runs, ArcReport};
 use hrm_train::eval::vote::{draw_views, pass_at, vote_rows};
 use hrm_train::eval::{add_arc_voting, evaluate, EvalReport, SetOutputs};
 use hrm_train::rollout::steps::{score_steps, sweep_points, LabelledRows, SweepPoint};
@@ -60,7 +60,10 @@ pub struct PassTiming {
     pub max_seconds: f64,
 }
 
-/// The result of voting over augmented views (and several runs) on a split.
+/// The result of voting over augmented views (and several runs) on a split. On an ARC split
+/// (several runs voting over the dataset's own views with their reference evaluations) the
+/// counts are of tasks, `views` is 1, `halt` is `max`, and `single_view_exact` is the first
+/// run's own ARC pass@1.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct VoteSummary {
     /// Views per puzzle and run (the puzzle itself and `views - 1` augmentations).
@@ -250,10 +253,17 @@ pub(super) fn evaluate_split(
     } else {
         Some(steps_sweep(model, &ds, &opts.steps_sweep, opts)?)
     };
-    let vote = if opts.vote > 1 || runs.len() > 1 {
-        Some(vote_split(runs, &ds, kind, opts)?)
-    } else {
-        None
+    let vote = match (opts.vote > 1 || runs.len() > 1, arc) {
+        (false, _) => None,
+        (true, false) => Some(vote_split(runs, &ds, kind, opts)?),
+        (true, true) => Some(vote_arc(
+            runs,
+            data_dir,
+            &ds,
+            &reference_outputs,
+            arc_report.as_ref(),
+            opts,
+        )?),
     };
 
     Ok(Evaluated {
@@ -331,6 +341,54 @@ fn steps_sweep(
         )?);
     }
     Ok(sweep_points(&scored, model.dims().halt_rule, caps))
+}
+
+/// ARC with several runs: every run's reference evaluation (all steps) over the dataset's own
+/// views, all voting together per task. `--vote` does not apply (the views are the dataset's).
+fn vote_arc(
+    runs: &[&LoadedModel],
+    data_dir: &Path,
+    ds: &Dataset,
+    first: &BTreeMap<String, SetOutputs>,
+    first_report: Option<&ArcReport>,
+    opts: &ReportOptions,
+) -> Result<VoteSummary> {
+    if opts.vote > 1 {
+        return Err(TrainError::Config {
+            key: "vote".into(),
+            reason: "an ARC split votes over the augmented views its dataset was built with; \
+                     --vote K is for Sudoku and mazes (several RUNs vote together on ARC)"
+                .into(),
+        });
+    }
+    let t0 = Instant::now();
+    let mut others = Vec::new();
+    for r in &runs[1..] {
+        let head = LossHead {
+            loss_type: r.config.loss.loss_type,
+            q_loss_weight: r.config.loss.q_loss_weight,
+        };
+        let report = evaluate(&r.model, ds, &head, opts.batch_size, opts.device, true)?;
+        others.push(report.outputs.unwrap_or_default());
+    }
+    let all: Vec<&BTreeMap<String, SetOutputs>> =
+        std::iter::once(first).chain(others.iter()).collect();
+    let pooled = evaluate_arc_runs(data_dir, ds, &all)?;
+    Ok(VoteSummary {
+        views: 1,
+        runs: runs
+            .iter()
+            .map(|r| r.checkpoint.display().to_string())
+            .collect(),
+        halt: HaltMode::Max,
+        seed: opts.vote_seed,
+        count: pooled.tasks.len(),
+        pass_at_1: pooled.pass_at_1,
+        pass_at_2: pooled.pass_at_2,
+        single_view_exact: first_report.map_or(0.0, |a| a.pass_at_1),
+        mean_steps: runs[0].model.dims().halt_max_steps as f64,
+        seconds: t0.elapsed().as_secs_f64(),
+    })
 }
 
 /// Votes over `opts.vote` views of every example and over every run.

@@ -1,19 +1,28 @@
 //! Evaluation reports: what `hrm eval` writes about a trained model on a dataset split.
 //!
-//! Two passes over the split:
+//! The passes over the split:
 //! 1. [`hrm_train::eval::evaluate`], the reference's evaluation (`evaluate` in `pretrain.py`):
 //!    every example for `halt_max_steps` ACT steps, the reference's metrics per set; for ARC
-//!    datasets also the voting of [`hrm_train::arc_eval`] (pass@1, pass@2, the submission).
-//! 2. Our own rollout ([`crate::solve::solve_rows`]) with every step's Q values, which gives per
-//!    example the step at which the learned halting rule stops and the answer there: the
-//!    histogram of ACT steps used, exactness under learned halting and after all steps, and
-//!    accuracy by difficulty (blanks of a Sudoku, shortest-path length of a maze).
+//!    datasets also the voting of [`hrm_train::eval::arc`] (pass@1, pass@2, the submission).
+//!    Its predictions are the all-steps answers of the report (bit for bit the reference's).
+//! 2. Learned halting ([`crate::solve::solve_rows`], continuous batching unless asked
+//!    otherwise) with every step's Q values: the histogram of ACT steps used, exactness under
+//!    learned halting, accuracy by difficulty (blanks of a Sudoku, shortest-path length of a
+//!    maze), the failure gallery and, for ARC, the voting of the learned answers. With a test-
+//!    time step cap other than `halt_max_steps` (`--max-steps`), an all-steps rollout to that
+//!    cap gives the all-steps answers instead of pass 1.
+//! 3. Optional: accuracy against step caps ([`hrm_train::rollout::steps`], `--steps-sweep`),
+//!    and voting over augmented views and several runs ([`hrm_train::eval::vote`], `--vote`).
+//!
+//! [`bench_halting`] (`hrm eval --bench-halting`) times the halting schemes instead.
 //!
 //! Files written into the output directory (default `RUN/report/`):
-//! - `metrics.json`: per-set and overall reference metrics, learned-halting results, the
-//!   steps histogram and, for ARC, pass@1 and pass@2;
+//! - `metrics.json`: per-set and overall reference metrics, learned-halting and all-steps
+//!   results with their timing, the steps histogram, the sweep and the vote when asked for, and
+//!   for ARC pass@1 and pass@2;
 //! - `steps_histogram.png`: ACT steps used under learned halting;
 //! - `accuracy_by_blanks.{json,png}` (Sudoku) or `accuracy_by_path_length.{json,png}` (maze);
+//! - `steps_sweep.{json,png}` with `--steps-sweep`: exactness against the step cap;
 //! - `failures.png`: a gallery of the first few examples answered wrongly under learned
 //!   halting, each as input, label and prediction;
 //! - ARC only: `submission.json` (ARC Prize format) and `arc_results.json`.

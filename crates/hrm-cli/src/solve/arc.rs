@@ -1,7 +1,8 @@
 //! Solving one ARC task: its test inputs under the augmentations the model was trained with,
 //! each view answered by the model, the answers mapped back (crop, undo colours and dihedral
 //! transform) and voted on, as the reference's `arc_eval.ipynb` and TRM's `evaluators/arc.py`
-//! do for a whole test split ([`hrm_train::arc_eval`]).
+//! do for a whole test split ([`hrm_train::eval::arc`]). Several models trained on the same
+//! dataset can vote together ([`solve_arc_task_runs`]).
 //!
 //! The views come from [`task_test_batch`]: every name in the training dataset's
 //! `identifiers.json` that belongs to the task gives one view with that puzzle identifier, so

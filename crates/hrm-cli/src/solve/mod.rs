@@ -6,7 +6,7 @@
 //! solution) and says how it got there: the ACT steps it used and the Q-halt probability
 //! `sigmoid(q_halt)` after each step.
 //!
-//! - [`mod@rollout`] (from `hrm-train`): the inference rollout behind everything here, with
+//! - [`hrm_train::rollout`]: the inference rollout behind everything here, with
 //!   learned or maximal halting ([`HaltMode`]) and a test-time step cap, every step's Q values
 //!   and, for traced rows, every step's prediction; learned halting batches continuously (a
 //!   halted puzzle's slot takes the next one, [`Batching`]), all through [`solve_rows`].

@@ -81,7 +81,8 @@ pub struct ArcReport {
     pub pass_at_1: f64,
     /// Share of tasks solved within two attempts.
     pub pass_at_2: f64,
-    /// Test examples whose view could not be matched to a task's test input.
+    /// Test examples whose view could not be matched to a task's test input (counted once per
+    /// run when several runs vote).
     pub unmatched_views: usize,
 }
 
@@ -157,39 +158,56 @@ pub fn evaluate_arc(
     test: &Dataset,
     outputs: &BTreeMap<String, SetOutputs>,
 ) -> Result<ArcReport> {
+    evaluate_arc_runs(dataset_dir, test, &[outputs])
+}
+
+/// Votes over the predictions of several evaluations of `test` together (several models,
+/// each over every view of the split): every view of every run casts a vote.
+///
+/// # Errors
+/// As [`evaluate_arc`], for any of the runs' outputs.
+pub fn evaluate_arc_runs(
+    dataset_dir: &Path,
+    test: &Dataset,
+    runs: &[&BTreeMap<String, SetOutputs>],
+) -> Result<ArcReport> {
     let names = read_identifiers(dataset_dir)?;
     let tasks: BTreeMap<String, ArcTask> = read_test_puzzles(dataset_dir)?;
     let mut votes: BTreeMap<(String, usize), Vec<(Grid, f64)>> = BTreeMap::new();
     let mut unmatched = 0;
-    for set in test.sets() {
-        let out = outputs
-            .get(set.name())
-            .ok_or_else(|| TrainError::Shape(format!("no outputs for set `{}`", set.name())))?;
-        let s = out.seq_len;
-        for i in 0..set.num_examples() {
-            let id = set.puzzle_identifier_of_example(i)?;
-            let Some((task_id, aug)) = names.get(id as usize).and_then(|n| parse_identifier(n))
-            else {
-                unmatched += 1;
-                continue;
-            };
-            let Some(task) = tasks.get(&task_id) else {
-                unmatched += 1;
-                continue;
-            };
-            let (inputs, _) = set.example(i)?;
-            let Some(view_input) = tokens_to_grid(&inputs).map(|g| aug.invert(&g)) else {
-                unmatched += 1;
-                continue;
-            };
-            let Some(test_index) = task.test.iter().position(|p| p.input == view_input) else {
-                unmatched += 1;
-                continue;
-            };
-            let confidence = 1.0 / (1.0 + (-f64::from(out.q_halt_logits[i])).exp());
-            let entry = votes.entry((task_id, test_index)).or_default();
-            if let Some(pred) = tokens_to_grid(&out.predictions[i * s..(i + 1) * s]) {
-                entry.push((aug.invert(&pred), confidence));
+    for outputs in runs {
+        for set in test.sets() {
+            let out = outputs.get(set.name()).ok_or_else(|| {
+                TrainError::Shape(format!("no outputs for set `{}`", set.name()))
+            })?;
+            let s = out.seq_len;
+            for i in 0..set.num_examples() {
+                let id = set.puzzle_identifier_of_example(i)?;
+                let Some((task_id, aug)) =
+                    names.get(id as usize).and_then(|n| parse_identifier(n))
+                else {
+                    unmatched += 1;
+                    continue;
+                };
+                let Some(task) = tasks.get(&task_id) else {
+                    unmatched += 1;
+                    continue;
+                };
+                let (inputs, _) = set.example(i)?;
+                let Some(view_input) = tokens_to_grid(&inputs).map(|g| aug.invert(&g)) else {
+                    unmatched += 1;
+                    continue;
+                };
+                let Some(test_index) = task.test.iter().position(|p| p.input == view_input)
+                else {
+                    unmatched += 1;
+                    continue;
+                };
+                let confidence = 1.0 / (1.0 + (-f64::from(out.q_halt_logits[i])).exp());
+                let entry = votes.entry((task_id, test_index)).or_default();
+                if let Some(pred) = tokens_to_grid(&out.predictions[i * s..(i + 1) * s]) {
+                    entry.push((aug.invert(&pred), confidence));
+                }
             }
         }
     }

@@ -46,8 +46,9 @@ struct Slot {
 /// `n * S` long by the caller) with `slots` rows computed together, each halting under the
 /// learned rule (or at [`RolloutOptions::step_cap`]).
 ///
-/// Under [`HaltMode::Max`] every puzzle runs the cap, so this is a lockstep run in waves; the
-/// reference's evaluation is [`super::rollout`].
+/// Under [`HaltMode::Max`] every puzzle runs the cap, so this is a lockstep run in waves (the
+/// reference's evaluation is [`super::rollout`]); `learned_halt_step` is still recorded, but
+/// `learned_prediction` is then the final prediction, since no step but the last is kept.
 ///
 /// The result is one "batch" of all `n` rows whose time is the whole run's.
 ///
@@ -328,7 +329,7 @@ mod tests {
     #[test]
     fn a_capped_run_takes_cap_steps_and_empty_inputs_give_nothing() {
         let core = tiny_core(2);
-        let inputs: Vec<i32> = (0..7 * 16).map(|i| (i * 7 % 10 + 1) as i32).collect();
+        let inputs: Vec<i32> = (0..7 * 16).map(|i| i * 7 % 10 + 1).collect();
         let ids = vec![0; 7];
         let opts = RolloutOptions {
             halt: HaltMode::Max,
