@@ -116,12 +116,8 @@ fn a_tiny_hrm_learns_4x4_sudoku() {
     );
     assert_eq!(eval.overall.get("count"), 64.0);
     assert!(run_dir.join("config.toml").is_file());
-    let png = std::fs::read(run_dir.join("curves.png")).expect("curves.png");
-    assert!(
-        png.starts_with(b"\x89PNG") && png.len() > 5_000,
-        "curves.png has {} bytes",
-        png.len()
-    );
+    // The library draws nothing (the `hrm` command draws curves.png from metrics.jsonl).
+    assert!(!run_dir.join("curves.png").exists());
     assert!(summary
         .checkpoint
         .expect("a checkpoint")

@@ -59,6 +59,15 @@ pub fn run(args: EvalArgs) -> anyhow::Result<()> {
         args.split,
         device_name(device)
     );
+    let split_examples = hrm_data::Dataset::open(&data, &args.split).map(|ds| ds.num_examples());
+    anyhow::ensure!(
+        split_examples.as_ref().map_or(true, |&n| n > 0),
+        "split `{}` of {} has no examples: nothing to evaluate",
+        args.split,
+        data.display()
+    );
+    // A failed evaluation leaves no empty report directory behind.
+    let out_existed = out.exists();
     let report = write_report(
         &loaded,
         &data,
@@ -70,6 +79,11 @@ pub fn run(args: EvalArgs) -> anyhow::Result<()> {
             device,
         },
     )
+    .inspect_err(|_| {
+        if !out_existed {
+            let _ = std::fs::remove_dir(&out);
+        }
+    })
     .with_context(|| match &args.data {
         Some(_) => format!("evaluating on {}", data.display()),
         None => format!(
