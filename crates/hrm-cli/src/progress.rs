@@ -166,6 +166,7 @@ mod tests {
             steps: 5,
             total_steps: 5,
             interrupted: false,
+            stopped: None,
             train_seconds: 1.0,
             samples_per_sec: 10.0,
             last_train: None,

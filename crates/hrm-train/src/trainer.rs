@@ -456,6 +456,15 @@ pub fn train_with(opts: TrainOptions, observer: &mut dyn TrainObserver) -> Resul
         Err(_) if !cfg.data_path.join("test").exists() => None,
         Err(e) => return Err(dataset_error(&cfg.data_path, e)),
     };
+    if test_ds.as_ref().is_some_and(|ds| ds.num_examples() == 0) {
+        return Err(TrainError::Dataset {
+            path: cfg.data_path.clone(),
+            reason: "the test split has no examples, so nothing can be evaluated; rebuild it \
+                     with test examples, or remove its test/ directory to train without \
+                     evaluation"
+                .into(),
+        });
+    }
     let meta = train_ds.metadata().clone();
     let model_table = cfg.resolved_model(&meta, default_forward_dtype(device))?;
 

@@ -69,6 +69,9 @@ pub struct SudokuArgs {
     /// Board side: 9, or 6 (boxes of 2 rows x 3 columns) or 4 for CPU experiments.
     #[arg(long, default_value_t = 9)]
     pub size: usize,
+    /// Build even when a split comes out empty (`--train 0`, `--test 0`); refused otherwise.
+    #[arg(long)]
+    pub allow_empty: bool,
 }
 
 /// `hrm data build maze`.
@@ -98,6 +101,9 @@ pub struct MazeArgs {
     /// Import the reference's train.csv and test.csv (source,question,answer,rating) from here.
     #[arg(long)]
     pub csv_dir: Option<PathBuf>,
+    /// Build even when a split comes out empty (`--train 0`, `--test 0`); refused otherwise.
+    #[arg(long)]
+    pub allow_empty: bool,
 }
 
 /// `hrm data build arc`.
@@ -122,6 +128,9 @@ pub struct ArcArgs {
     /// Where the arc-agi_*_challenges.json files are (default: $HRM_ARC_DIR or ../shared/data/arc).
     #[arg(long)]
     pub arc_dir: Option<PathBuf>,
+    /// Build even when a split comes out empty (`--train 0`, `--test 0`); refused otherwise.
+    #[arg(long)]
+    pub allow_empty: bool,
 }
 
 /// `hrm data show`.
@@ -166,6 +175,7 @@ pub fn run(cmd: DataCommand) -> anyhow::Result<()> {
                         seed: a.seed,
                         csv_dir: a.csv_dir,
                         size: a.size,
+                        allow_empty: a.allow_empty,
                     };
                     build_sudoku(&opts).with_context(|| {
                         format!("building the Sudoku dataset {}", opts.out.display())
@@ -181,6 +191,7 @@ pub fn run(cmd: DataCommand) -> anyhow::Result<()> {
                         seed: a.seed,
                         size: a.size,
                         csv_dir: a.csv_dir,
+                        allow_empty: a.allow_empty,
                     };
                     build_maze(&opts).with_context(|| {
                         format!("building the maze dataset {}", opts.out.display())
@@ -194,6 +205,7 @@ pub fn run(cmd: DataCommand) -> anyhow::Result<()> {
                         from: a.from,
                         aug: a.aug,
                         seed: a.seed,
+                        allow_empty: a.allow_empty,
                     };
                     let source = opts.from.clone().unwrap_or_else(|| opts.arc_dir.clone());
                     build_arc(&opts).with_context(|| {

@@ -128,6 +128,15 @@ pub fn run(args: EvalArgs) -> anyhow::Result<()> {
     if args.bench_halting {
         return bench(&args, loaded, &data, &out, device);
     }
+    let split_examples = hrm_data::Dataset::open(&data, &args.split).map(|ds| ds.num_examples());
+    anyhow::ensure!(
+        split_examples.as_ref().map_or(true, |&n| n > 0),
+        "split `{}` of {} has no examples: nothing to evaluate",
+        args.split,
+        data.display()
+    );
+    // A failed evaluation leaves no empty report directory behind.
+    let out_existed = out.exists();
     let refs: Vec<&LoadedModel> = runs.iter().collect();
     let report = write_report(
         &refs,
@@ -146,6 +155,11 @@ pub fn run(args: EvalArgs) -> anyhow::Result<()> {
             vote_halt: args.halt,
         },
     )
+    .inspect_err(|_| {
+        if !out_existed {
+            let _ = std::fs::remove_dir(&out);
+        }
+    })
     .with_context(context)?;
     print!("{}", report.summary());
     Ok(())
