@@ -386,7 +386,11 @@ fn malformed_puzzles_say_what_is_wrong_and_exit_non_zero() {
         path_str(&t.dir),
     ]);
     assert!(!out.status.success());
-    assert!(text(&out.stderr).contains("neither a checkpoint directory nor a run directory"));
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("neither a checkpoint directory") && stderr.contains("nor a run directory"),
+        "{stderr}"
+    );
 }
 
 #[test]
