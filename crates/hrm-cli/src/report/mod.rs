@@ -235,8 +235,13 @@ impl Report {
             per_second(self.examples, self.timing.learned_seconds)
         ));
         s.push_str(&format!(
-            "  all {} steps: exact {:.4}, token accuracy {:.4}, {:.1} puzzles/s\n",
+            "  all {} steps{}: exact {:.4}, token accuracy {:.4}, {:.1} puzzles/s\n",
             self.step_cap,
+            if self.step_cap == self.halt_max_steps {
+                " (the reference evaluation, losses included)"
+            } else {
+                ""
+            },
             self.at_max.exact_accuracy,
             self.at_max.token_accuracy,
             per_second(self.examples, self.timing.max_seconds)

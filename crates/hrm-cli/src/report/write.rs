@@ -194,9 +194,7 @@ fn sweep_chart(points: &[SweepPoint], halt_max_steps: usize) -> LineChart {
         points: points.iter().map(|p| (p.steps as f64, f(p))).collect(),
     };
     LineChart {
-        title: format!(
-            "accuracy against test-time steps (trained with halt_max_steps {halt_max_steps})"
-        ),
+        title: format!("accuracy by step cap (trained: {halt_max_steps} steps)"),
         x_label: "step cap (ACT steps)".into(),
         y_label: "share".into(),
         series: vec![
