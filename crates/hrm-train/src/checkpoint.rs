@@ -243,7 +243,7 @@ pub fn list(root: &Path) -> Vec<(u64, PathBuf)> {
             ))
         })
         .collect();
-    steps.sort_by(|a, b| b.0.cmp(&a.0));
+    steps.sort_by_key(|(step, _)| std::cmp::Reverse(*step));
     steps
 }
 
