@@ -69,7 +69,7 @@ impl TrainObserver for TerminalObserver {
         }
         if cut.dropped > 0 {
             eprintln!(
-                "[train] metrics.jsonl: dropped {} line(s) logged after step {} by the run that stopped without a checkpoint of them",
+                "[train] metrics.jsonl: dropped {} line(s) of steps after {}, which this run logs again",
                 cut.dropped, cut.step
             );
         }

@@ -243,7 +243,7 @@ pub fn list(root: &Path) -> Vec<(u64, PathBuf)> {
             ))
         })
         .collect();
-    steps.sort_by_key(|s| std::cmp::Reverse(s.0));
+    steps.sort_by_key(|(step, _)| std::cmp::Reverse(*step));
     steps
 }
 

@@ -799,15 +799,11 @@ halt_max_steps = 2
     fn documented_model_defaults_apply() {
         // MINIMAL leaves out pos_encodings and halt_exploration_prob, documented as defaulted.
         let cfg = TrainConfig::from_toml_str(MINIMAL, &[]).expect("valid");
-        let model: hrm_core::HrmConfig = toml::Value::Table(cfg.model.clone())
-            .try_into()
-            .unwrap_or_else(|_| {
-                let mut t = cfg.model.clone();
-                for (k, v) in DATA_PLACEHOLDERS {
-                    t.insert(k.into(), toml::Value::Integer(v));
-                }
-                toml::Value::Table(t).try_into().expect("parses")
-            });
+        let mut table = cfg.model.clone();
+        for (k, v) in DATA_PLACEHOLDERS {
+            table.insert(k.into(), toml::Value::Integer(v));
+        }
+        let model: hrm_core::HrmConfig = toml::Value::Table(table).try_into().expect("parses");
         assert_eq!(model.pos_encodings, hrm_core::PosEncoding::Rope);
         assert_eq!(model.halt_exploration_prob, 0.1);
         assert_eq!(cfg.on_nonfinite, OnNonFinite::Stop);
