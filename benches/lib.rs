@@ -4,7 +4,7 @@
 //! batch, optimisers) is [`hrm_train::bench_setup`], shared with `hrm bench`.
 //!
 //! Environment: `HRM_BENCH_PRESETS=tiny,small` restricts the presets (default: tiny, small and
-//! paper).
+//! paper), `HRM_BENCH_DTYPES=f32` the forward dtypes (default: f32 and bf16).
 
 use std::time::{Duration, Instant};
 
@@ -25,21 +25,21 @@ pub struct Target {
 }
 
 impl Target {
-    /// CPU in float32, plus CUDA device 0 in float32 and bfloat16 when CUDA is available.
+    /// The CPU, plus CUDA device 0 when CUDA is available, each in the dtypes of
+    /// [`dtypes`] (float32 and bfloat16 unless `HRM_BENCH_DTYPES` says otherwise).
     pub fn all() -> Vec<Target> {
-        let mut targets = vec![Target {
-            device: Device::Cpu,
-            dtype: ForwardDtype::Float32,
-        }];
+        let mut devices = vec![Device::Cpu];
         if tch::Cuda::is_available() {
-            for dtype in [ForwardDtype::Float32, ForwardDtype::Bfloat16] {
-                targets.push(Target {
-                    device: Device::Cuda(0),
-                    dtype,
-                });
-            }
+            devices.push(Device::Cuda(0));
         }
-        targets
+        devices
+            .into_iter()
+            .flat_map(|device| {
+                dtypes()
+                    .into_iter()
+                    .map(move |dtype| Target { device, dtype })
+            })
+            .collect()
     }
 
     /// `cpu` or `cuda`.
@@ -71,6 +71,24 @@ impl Target {
         }
         synchronize(self.device);
         start.elapsed()
+    }
+}
+
+/// The forward dtypes to run: `HRM_BENCH_DTYPES` (comma-separated `f32`, `bf16`) or both.
+///
+/// # Panics
+/// On an unknown name in `HRM_BENCH_DTYPES` (a bench setup error, reported at once).
+pub fn dtypes() -> Vec<ForwardDtype> {
+    match std::env::var("HRM_BENCH_DTYPES") {
+        Ok(list) if !list.trim().is_empty() => list
+            .split(',')
+            .map(|name| {
+                name.trim()
+                    .parse()
+                    .unwrap_or_else(|e| panic!("HRM_BENCH_DTYPES: {e}"))
+            })
+            .collect(),
+        _ => vec![ForwardDtype::Float32, ForwardDtype::Bfloat16],
     }
 }
 

@@ -1,6 +1,6 @@
 //! The bench modules, one per component, and the criterion settings they share.
 //!
-//! Layer benches (attention, SwiGLU, block) take a few seconds each; whole-model benches
+//! Layer benches (attention, SwiGLU, RMSNorm, block) take a few seconds each; whole-model benches
 //! (training step, evaluation rollout) take seconds per iteration on a CPU, so they run
 //! [`SLOW_SAMPLES`] samples of one iteration each ([`slow_group`]).
 
@@ -14,6 +14,7 @@ use hrm_benches::{BenchPreset, Target};
 pub mod attention;
 pub mod block;
 pub mod eval_rollout;
+pub mod rms_norm;
 pub mod swiglu;
 pub mod train_step;
 

@@ -40,16 +40,24 @@ impl Attention {
     pub fn forward(&self, x: &Tensor, rope: Option<&Rope>) -> Tensor {
         let (q, k, v) = self.project(x, rope);
         // [b, s, nh, d] -> [b, nh, s, d] for SDPA.
-        let out = Tensor::scaled_dot_product_attention(
-            &q.transpose(1, 2),
-            &k.transpose(1, 2),
-            &v.transpose(1, 2),
-            None::<Tensor>,
-            0.0,
-            false,
-            None,
-            false,
-        );
+        let (q, k, v) = (q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2));
+        let out = if needs_f32_core(&q) {
+            // Speed: libtorch's CPU flash-attention backward is 2-2.7x slower in bfloat16 than
+            // in float32 at HRM's shapes (it converts blocks to float32 and back inside), while
+            // the forward is as fast in either. So a call that records a graph runs the kernel
+            // on float32 copies of the bfloat16 q, k, v, and rounds the output back: the same
+            // float32 softmax and accumulation, one rounding of the result instead of the
+            // bfloat16 kernel's rounding of the probabilities. On CUDA the bf16 kernels stay.
+            let kind = q.kind();
+            sdpa(
+                &q.to_kind(Kind::Float),
+                &k.to_kind(Kind::Float),
+                &v.to_kind(Kind::Float),
+            )
+            .to_kind(kind)
+        } else {
+            sdpa(&q, &k, &v)
+        };
         self.output(&out)
     }
 
@@ -95,6 +103,19 @@ impl Attention {
             .reshape([b, s, self.num_heads * self.head_dim]);
         self.o_proj.forward(&merged)
     }
+}
+
+/// Libtorch's fused non-causal scaled-dot-product attention without dropout.
+///
+/// # Shapes
+/// `q, k, v: [b, nh, s, d]` -> `[b, nh, s, d]`.
+fn sdpa(q: &Tensor, k: &Tensor, v: &Tensor) -> Tensor {
+    Tensor::scaled_dot_product_attention(q, k, v, None::<Tensor>, 0.0, false, None, false)
+}
+
+/// Whether the attention core runs on float32 copies: bfloat16 on the CPU, recording a graph.
+fn needs_f32_core(q: &Tensor) -> bool {
+    q.kind() == Kind::BFloat16 && q.device() == tch::Device::Cpu && q.requires_grad()
 }
 
 /// `softmax(q k^T / sqrt(d)) v`, the definition SDPA implements, computed in float32.
@@ -148,13 +169,22 @@ mod tests {
         let vs = nn::VarStore::new(tch::Device::Cpu);
         let attn = Attention::new(vs.root() / "attn", 32, 8, 4);
         let x = Tensor::randn([2, 7, 32], (Kind::Float, tch::Device::Cpu)).to_kind(Kind::BFloat16);
-        let fast = attn.forward(&x, None);
-        let slow = attn.forward_explicit(&x, None);
+        let fast = tch::no_grad(|| attn.forward(&x, None));
+        let slow = tch::no_grad(|| attn.forward_explicit(&x, None));
         assert_eq!(fast.kind(), Kind::BFloat16);
         assert!(
             max_abs_diff(&fast, &slow) < 5e-2,
             "{}",
             max_abs_diff(&fast, &slow)
         );
+        // Recording a graph, the core runs on float32 copies: the same result within bf16
+        // precision, a bf16 output, and gradients that reach the input.
+        let xg = x.detach().set_requires_grad(true);
+        let with_graph = attn.forward(&xg, None);
+        assert_eq!(with_graph.kind(), Kind::BFloat16);
+        assert!(max_abs_diff(&with_graph, &slow) < 5e-2);
+        with_graph.to_kind(Kind::Float).sum(Kind::Float).backward();
+        assert_eq!(xg.grad().kind(), Kind::BFloat16);
+        assert!(xg.grad().abs().max().double_value(&[]) > 0.0);
     }
 }

@@ -48,7 +48,22 @@ impl Block {
     /// # Shapes
     /// `h: [b, T, H]` -> `[b, T, H]`.
     pub fn forward(&self, h: &Tensor, rope: Option<&Rope>) -> Tensor {
-        let h = rms_norm(&(h + self.self_attn.forward(h, rope)), self.eps);
-        rms_norm(&(&h + self.mlp.forward(&h)), self.eps)
+        let h = rms_norm(&residual(self.self_attn.forward(h, rope), h), self.eps);
+        rms_norm(&residual(self.mlp.forward(&h), &h), self.eps)
     }
+}
+
+/// `sublayer_out + h`. Without a graph (every update but the last two, evaluation) the sum is
+/// written into the sublayer's fresh output, saving a temporary (`a + h` equals `h + a`
+/// exactly). With a graph it is a new tensor: the output may be a view of the kernel's result,
+/// and an in-place write into a view would add view-replay work to the backward pass.
+///
+/// # Shapes
+/// `sublayer_out, h: [b, T, H]` -> `[b, T, H]`.
+pub(crate) fn residual(mut sublayer_out: Tensor, h: &Tensor) -> Tensor {
+    if sublayer_out.requires_grad() || h.requires_grad() {
+        return sublayer_out + h;
+    }
+    let _ = sublayer_out.g_add_(h);
+    sublayer_out
 }

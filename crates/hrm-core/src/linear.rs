@@ -1,22 +1,29 @@
 //! Cast-on-use linear and embedding layers, as `CastedLinear` and `CastedEmbedding` in the
 //! reference's `models/layers.py`.
 //!
-//! Parameters are stored in float32; each forward casts them to the dtype of its input (the
-//! forward dtype), so bfloat16 runs keep float32 master weights without a separate copy.
-//! Initialisation is the truncated normal of [`crate::init`]: `1/sqrt(in_features)` for linear
-//! weights, a caller-chosen std for embeddings; biases start at zero.
+//! Parameters are stored in float32; each forward uses them in the dtype of its input (the
+//! forward dtype), so bfloat16 runs keep float32 master weights. Where the reference casts at
+//! every call, the bfloat16 copy is kept until the optimiser changes the parameter
+//! ([`crate::cast_cache`]), and on the CPU the product takes the faster of two kernels for its
+//! shape ([`crate::linear_route`]). Initialisation is the truncated normal of [`crate::init`]:
+//! `1/sqrt(in_features)` for linear weights, a caller-chosen std for embeddings; biases start at
+//! zero.
 
-use tch::{nn, Device, Kind, Tensor};
+use tch::{nn, Kind, Tensor};
 
+use crate::cast_cache::{records_grad, CastCache};
 use crate::init::trunc_normal;
+use crate::linear_route;
 
-/// `y = x W^T (+ b)` with `W: [out, in]` stored in float32 and cast to `x`'s dtype.
+/// `y = x W^T (+ b)` with `W: [out, in]` stored in float32 and used in `x`'s dtype.
 #[derive(Debug)]
 pub struct CastedLinear {
     /// `[out_features, in_features]`.
     pub weight: Tensor,
     /// `[out_features]`, when the layer has a bias.
     pub bias: Option<Tensor>,
+    weight_cast: CastCache,
+    bias_cast: CastCache,
 }
 
 impl CastedLinear {
@@ -35,62 +42,24 @@ impl CastedLinear {
                 true,
             )
         });
-        CastedLinear { weight, bias }
+        CastedLinear {
+            weight,
+            bias,
+            weight_cast: CastCache::new(),
+            bias_cast: CastCache::new(),
+        }
     }
 
     /// # Shapes
     /// `x: [..., in]` -> `[..., out]`, in `x`'s dtype.
     pub fn forward(&self, x: &Tensor) -> Tensor {
         let kind = x.kind();
-        let w = self.weight.to_kind(kind);
-        let b = self.bias.as_ref().map(|b| b.to_kind(kind));
-        if use_onednn_conv(x) {
-            return linear_as_conv(x, &w, b.as_ref());
-        }
-        x.linear(&w, b.as_ref())
+        let w = self.weight_cast.get(&self.weight, kind);
+        let b = self.bias.as_ref().map(|b| self.bias_cast.get(b, kind));
+        // Whether this call records a graph: its route is then timed with the backward pass.
+        let backward = records_grad(x) || records_grad(&self.weight);
+        linear_route::linear(x, &w, b.as_ref(), backward)
     }
-}
-
-/// Whether [`CastedLinear::forward`] takes the 1x1-convolution path: `[b, s, in]` activations
-/// in float32 or bfloat16 on an x86-64 CPU.
-///
-/// Why: on x86 CPUs libtorch's dense `mm` calls MKL, which runs its AVX2 kernels on AMD
-/// processors, while its convolutions run through oneDNN, which uses AVX-512 wherever the CPU
-/// has it. A 1x1 convolution over channels-last activations is the same product, and measured
-/// about twice as fast here (forward and backward), with float32 accumulation as in `mm`. On
-/// CUDA, `linear` (cuBLAS) stays the fast path.
-fn use_onednn_conv(x: &Tensor) -> bool {
-    cfg!(target_arch = "x86_64")
-        && conv_enabled()
-        && x.device() == Device::Cpu
-        && x.dim() == 3
-        && matches!(x.kind(), Kind::Float | Kind::BFloat16)
-}
-
-/// Whether the convolution path is allowed: `HRM_CPU_LINEAR=blas` in the environment turns it
-/// off (read once per process). With it off, CPU forward passes reproduce the reference's
-/// float32 numbers bit for bit (same libtorch kernels in the same order); with it on they
-/// differ by float32 rounding, well inside the golden tolerances (about half of the forward
-/// tolerance at worst on the shipped cases), and train about 1.6x faster.
-fn conv_enabled() -> bool {
-    static ENABLED: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-    *ENABLED.get_or_init(|| std::env::var("HRM_CPU_LINEAR").map_or(true, |v| v != "blas"))
-}
-
-/// `x W^T (+ b)` as a 1x1 convolution: the batch is the convolution's batch, the sequence its
-/// height, the features its channels. libtorch sends a large-enough convolution (a batch of 16
-/// or more, or more than one thread) to oneDNN and smaller ones to its generic kernel; both
-/// give the linear layer's result.
-///
-/// # Shapes
-/// `x: [b, s, in]`, `w: [out, in]`, `bias: [out]` -> `[b, s, out]`, contiguous.
-fn linear_as_conv(x: &Tensor, w: &Tensor, bias: Option<&Tensor>) -> Tensor {
-    let (out, inp) = w.size2().unwrap_or_default();
-    // [b, s, in] -> [b, in, s, 1]: an NCHW view whose memory is channels-last (NHWC), so no copy.
-    let images = x.unsqueeze(2).permute([0, 3, 1, 2]);
-    let y = images.conv2d(&w.view([out, inp, 1, 1]), bias, [1, 1], [0, 0], [1, 1], 1);
-    // [b, out, s, 1], channels-last -> [b, s, out]; contiguous unless a kernel chose NCHW.
-    y.permute([0, 2, 3, 1]).squeeze_dim(2).contiguous()
 }
 
 /// A lookup table `[num_embeddings, dim]` in float32, returned in the forward dtype.
@@ -98,6 +67,7 @@ fn linear_as_conv(x: &Tensor, w: &Tensor, bias: Option<&Tensor>) -> Tensor {
 pub struct CastedEmbedding {
     /// `[num_embeddings, dim]`; named `embedding_weight` as in the reference.
     pub embedding_weight: Tensor,
+    cast: CastCache,
 }
 
 impl CastedEmbedding {
@@ -106,13 +76,15 @@ impl CastedEmbedding {
         let w = trunc_normal(&[num_embeddings, dim], init_std, p.device());
         CastedEmbedding {
             embedding_weight: p.add("embedding_weight", w, true),
+            cast: CastCache::new(),
         }
     }
 
     /// # Shapes
     /// `ids: [...]` (int) -> `[..., dim]` in `kind`.
     pub fn forward(&self, ids: &Tensor, kind: Kind) -> Tensor {
-        Tensor::embedding(&self.embedding_weight.to_kind(kind), ids, -1, false, false)
+        let table = self.cast.get(&self.embedding_weight, kind);
+        Tensor::embedding(&table, ids, -1, false, false)
     }
 }
 
@@ -142,30 +114,5 @@ mod tests {
         assert_eq!(y16.kind(), Kind::BFloat16);
         assert_eq!(vs.variables().len(), 2);
         assert!(vs.variables().contains_key("lin.weight"));
-    }
-
-    #[test]
-    fn the_convolution_path_matches_linear_with_gradients() {
-        tch::manual_seed(3);
-        let vs = nn::VarStore::new(tch::Device::Cpu);
-        let lin = CastedLinear::new(vs.root() / "lin", 48, 40, true);
-        // Batch 20 takes oneDNN, batch 3 (single-threaded) libtorch's generic convolution.
-        for b in [20, 3] {
-            let x =
-                Tensor::randn([b, 7, 48], (Kind::Float, tch::Device::Cpu)).set_requires_grad(true);
-            let fast = lin.forward(&x);
-            assert!(fast.is_contiguous());
-            let slow = x.linear(&lin.weight, lin.bias.as_ref());
-            let diff = (&fast - &slow).abs().max().double_value(&[]);
-            assert!(diff < 1e-5, "batch {b}: forward differs by {diff}");
-            let g_fast =
-                Tensor::run_backward(&[fast.sum(Kind::Float)], &[&x, &lin.weight], false, false);
-            let g_slow =
-                Tensor::run_backward(&[slow.sum(Kind::Float)], &[&x, &lin.weight], false, false);
-            for (a, e) in g_fast.iter().zip(&g_slow) {
-                let diff = (a - e).abs().max().double_value(&[]);
-                assert!(diff < 1e-4, "batch {b}: gradient differs by {diff}");
-            }
-        }
     }
 }

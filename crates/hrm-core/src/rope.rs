@@ -7,13 +7,15 @@
 
 use tch::{Device, Kind, Tensor};
 
-/// Precomputed `cos` and `sin` tables, `[T, d]` float32.
+/// Precomputed `cos` and `sin` tables, `[T, d]` float32, and their copies in the forward dtypes.
 #[derive(Debug)]
 pub struct Rope {
     /// `cos([freqs, freqs])`, `[T, d]`.
     pub cos: Tensor,
     /// `sin([freqs, freqs])`, `[T, d]`.
     pub sin: Tensor,
+    /// Per dtype (float32, bfloat16): `cos` and the sign-flipped sine `[-sin1, sin2]`, `[T, d]`.
+    tables: Vec<(Kind, Tensor, Tensor)>,
 }
 
 impl Rope {
@@ -27,32 +29,54 @@ impl Rope {
         let t = Tensor::arange(positions, opts);
         let freqs = t.outer(&inv_freq); // [T, d/2]
         let emb = Tensor::cat(&[&freqs, &freqs], -1); // [T, d]
-        Rope {
-            cos: emb.cos(),
-            sin: emb.sin(),
-        }
+        let (cos, sin) = (emb.cos(), emb.sin());
+        // Speed: `rotate_half(x) * sin` is `[-x2, x1] * [sin1, sin2]` = `[x2, x1] * [-sin1,
+        // sin2]`, so one `roll` of `x` times a sign-flipped sine replaces the negation and the
+        // concatenation. Flipping a sign is exact. The tables are made once, in each dtype.
+        let sin_signed = rotate_half_sign(&sin);
+        let tables = [Kind::Float, Kind::BFloat16]
+            .into_iter()
+            .map(|k| (k, cos.to_kind(k), sin_signed.to_kind(k)))
+            .collect();
+        Rope { cos, sin, tables }
     }
 
-    /// Rotates queries or keys.
+    /// Rotates queries or keys: `x * cos + rotate_half(x) * sin`.
+    ///
+    /// Float32 input is computed as the reference does, bit for bit. bfloat16 input stays in
+    /// bfloat16 with bfloat16 tables (each op computes in float32 and rounds its result), where
+    /// the reference casts to float32 and back around the same formula: three roundings instead
+    /// of one, and two casts (two passes over `x` and two temporaries) fewer. Other dtypes go
+    /// through float32.
     ///
     /// # Shapes
-    /// `x: [b, s, nh, d]` with `s <= T` -> same shape and dtype (computed in float32).
+    /// `x: [b, s, nh, d]` with `s <= T` -> same shape and dtype.
     pub fn apply(&self, x: &Tensor) -> Tensor {
         let kind = x.kind();
-        let x = x.to_kind(Kind::Float);
-        let s = x.size()[1];
-        let cos = self.cos.narrow(0, 0, s).unsqueeze(-2); // [s, 1, d]
-                                                          // Speed: `rotate_half(x) * sin` is `[-x2, x1] * [sin1, sin2]` = `[x2, x1] * [-sin1,
-                                                          // sin2]`, so one `roll` of `x` times a sign-flipped sine replaces the negation, the
-                                                          // concatenation and their temporaries. Flipping a sign is exact, so the result is the
-                                                          // reference's bit for bit. The sign-flipped table is `[s, d]`, negligible next to `x`.
-        let sin = rotate_half_sign(&self.sin.narrow(0, 0, s)).unsqueeze(-2);
-        let d = x.size().last().copied().unwrap_or(0);
-        let mut rotated = x.roll([d / 2], [-1]);
-        let _ = rotated.g_mul_(&sin);
-        let _ = rotated.g_add_(&(&x * cos));
-        rotated.to_kind(kind)
+        let Some((_, cos, sin)) = self.tables.iter().find(|(k, _, _)| *k == kind) else {
+            let (_, cos, sin) = &self.tables[0];
+            return rotate(&x.to_kind(Kind::Float), cos, sin).to_kind(kind);
+        };
+        rotate(x, cos, sin)
     }
+}
+
+/// `x * cos + roll(x, d/2) * sin_signed` over the first `s` rows of the tables.
+///
+/// # Shapes
+/// `x: [b, s, nh, d]`, `cos, sin_signed: [T, d]` -> `[b, s, nh, d]`.
+fn rotate(x: &Tensor, cos: &Tensor, sin_signed: &Tensor) -> Tensor {
+    let size = x.size();
+    let (s, d) = (size[1], size[3]);
+    let cos = cos.narrow(0, 0, s).unsqueeze(-2); // [s, 1, d]
+    let sin = sin_signed.narrow(0, 0, s).unsqueeze(-2); // [s, 1, d]
+                                                        // In place on the fresh `roll` result (the backward of neither op needs the overwritten
+                                                        // value). Not `addcmul`: its kernel fuses the multiply and the add, which rounds
+                                                        // differently from the reference's `a * b + c * d`.
+    let mut rotated = x.roll([d / 2], [-1]); // [x2, x1]
+    let _ = rotated.g_mul_(&sin);
+    let _ = rotated.g_add_(&(x * cos));
+    rotated
 }
 
 /// `[t1, t2]` -> `[-t1, t2]` along the last axis (halves split at `d/2`).
@@ -92,6 +116,23 @@ mod tests {
     }
 
     #[test]
+    fn bf16_stays_bf16_within_bf16_precision_of_the_f32_rotation() {
+        tch::manual_seed(6);
+        let rope = Rope::new(8, 6, 10000.0, Device::Cpu);
+        let x = Tensor::randn([2, 5, 3, 8], (Kind::Float, Device::Cpu)).to_kind(Kind::BFloat16);
+        let fast = rope.apply(&x);
+        assert_eq!(fast.kind(), Kind::BFloat16);
+        let exact = rope.apply(&x.to_kind(Kind::Float));
+        let diff = (fast.to_kind(Kind::Float) - &exact)
+            .abs()
+            .max()
+            .double_value(&[]);
+        let scale = exact.abs().max().double_value(&[]);
+        // Three bfloat16 roundings: at most a few 2^-9 of the largest value.
+        assert!(diff <= scale / 128.0, "{diff} against {scale}");
+    }
+
+    #[test]
     fn apply_equals_the_reference_formula_bit_for_bit() {
         tch::manual_seed(4);
         let rope = Rope::new(8, 6, 10000.0, Device::Cpu);
@@ -99,6 +140,7 @@ mod tests {
         let cos = rope.cos.narrow(0, 0, 5).unsqueeze(-2);
         let sin = rope.sin.narrow(0, 0, 5).unsqueeze(-2);
         let slow = &x * cos + rotate_half(&x) * sin;
-        assert!(rope.apply(&x).equal(&slow));
+        let got = rope.apply(&x);
+        assert!(got.equal(&slow));
     }
 }
