@@ -13,11 +13,13 @@
 //! the shape takes the faster one. oneDNN must win by [`ONEDNN_MARGIN`] to be chosen, so a
 //! near tie keeps BLAS, whose float32 results are the reference's bit for bit.
 //!
-//! `HRM_CPU_LINEAR=blas` or `HRM_CPU_LINEAR=onednn` in the environment skips the timing and
-//! forces a route (`auto`, or unset, times). The two routes differ by float32 rounding (well
-//! inside the golden tolerances); a workflow that compares float32 results bit for bit across
-//! processes should pin the route, since a timing near the margin may choose differently in
-//! two processes. CUDA tensors, 2-d inputs and other dtypes always take `linear`.
+//! The timing is opt-in: `HRM_CPU_LINEAR=auto`. Unset, every shape takes oneDNN, the route the
+//! project has always defaulted to: a timing near the margin may choose differently in two
+//! processes, and a run resumed in a new process must compute what the uninterrupted one did
+//! (the routes differ by float32 rounding, well inside the golden tolerances, but a training
+//! run amplifies any difference). `HRM_CPU_LINEAR=blas` gives the reference's float32 results
+//! bit for bit; `onednn` is the default made explicit. CUDA tensors, 2-d inputs and other
+//! dtypes always take `linear`.
 
 use std::collections::HashMap;
 use std::str::FromStr;
@@ -55,7 +57,8 @@ impl LinearRoute {
         }
     }
 
-    /// The route forced by `HRM_CPU_LINEAR`: `None` when it is unset, empty or `auto`.
+    /// The route `HRM_CPU_LINEAR` asks for: `None` for `auto` (time each shape), oneDNN when
+    /// it is unset or empty.
     ///
     /// # Errors
     /// [`CoreError::Config`] naming the variable when it holds anything else; the layers then
@@ -63,8 +66,9 @@ impl LinearRoute {
     /// report the mistake.
     pub fn from_env() -> Result<Option<LinearRoute>> {
         match std::env::var(ENV_VAR) {
-            Ok(v) if !(v.is_empty() || v == "auto") => v.parse().map(Some),
-            _ => Ok(None),
+            Ok(v) if v == "auto" => Ok(None),
+            Ok(v) if !v.is_empty() => v.parse().map(Some),
+            _ => Ok(Some(LinearRoute::OneDnn)),
         }
     }
 }
@@ -162,7 +166,8 @@ fn route_for(key: RouteKey) -> LinearRoute {
     if let Some(d) = map.get(&key) {
         return d.route;
     }
-    let decision = match LinearRoute::from_env().ok().flatten() {
+    let forced = LinearRoute::from_env().unwrap_or(Some(LinearRoute::OneDnn));
+    let decision = match forced {
         Some(route) => RouteDecision {
             key,
             route,
