@@ -68,7 +68,9 @@ impl Dtype {
     /// Parses a `descr`; `None` for anything but the little-endian integers above.
     /// Single-byte types are accepted with any byte-order mark (`|`, `<`, `=`, `>`).
     pub fn from_descr(descr: &str) -> Option<Dtype> {
-        let (order, code) = descr.split_at(descr.len().min(1));
+        // The byte-order mark is one ASCII character; a descr starting with anything else
+        // (even a multi-byte character) matches no code below.
+        let (order, code) = descr.split_at_checked(1).unwrap_or(("", descr));
         let little = order == "<" || (order == "=" && cfg!(target_endian = "little"));
         match code {
             "u1" | "B" => Some(Dtype::U8),
@@ -115,9 +117,10 @@ pub struct NpyHeader {
 }
 
 impl NpyHeader {
-    /// Number of elements (`1` for a 0-d array).
+    /// Number of elements (`1` for a 0-d array); saturates at `usize::MAX` for a shape no
+    /// file can hold (which the reader refuses).
     pub fn num_elements(&self) -> usize {
-        self.shape.iter().product()
+        self.shape.iter().fold(1, |n, &d| n.saturating_mul(d))
     }
 }
 
@@ -149,6 +152,14 @@ fn read_header(path: &Path, file: &mut File) -> Result<NpyHeader> {
         }
         _ => return Err(bad(format!("unsupported format version {major}.{minor}"))),
     };
+    // The stated length is checked against the file before anything is allocated for it (a
+    // damaged length field could claim 4 GiB).
+    let file_len = file.metadata().map_err(|e| DataError::io(path, e))?.len();
+    if (8 + len_bytes + header_len) as u64 > file_len {
+        return Err(bad(format!(
+            "header length {header_len} runs past the end of the {file_len}-byte file"
+        )));
+    }
     let mut text = vec![0u8; header_len];
     file.read_exact(&mut text)
         .map_err(|_| bad("header shorter than its stated length".into()))?;
@@ -164,6 +175,16 @@ fn read_header(path: &Path, file: &mut File) -> Result<NpyHeader> {
     let shape = dict
         .shape
         .ok_or_else(|| bad("header has no 'shape'".into()))?;
+    // The size the shape claims must be a number before it is compared with the file: a
+    // damaged header can claim more elements than a usize holds.
+    let bytes = shape
+        .iter()
+        .try_fold(dtype.size(), |n, &d| n.checked_mul(d));
+    if bytes.is_none() {
+        return Err(bad(format!(
+            "shape {shape:?} of {descr} claims more bytes than a file can hold"
+        )));
+    }
     if dict.fortran_order == Some(true) && shape.iter().filter(|&&d| d > 1).count() > 1 {
         return Err(bad(
             "Fortran-order arrays are not supported; save with C order".into(),
@@ -321,7 +342,10 @@ impl NpyArray {
             .file_bytes()
             .len()
             .saturating_sub(self.header.data_offset);
-        let need = self.header.num_elements() * self.header.dtype.size();
+        let need = self
+            .header
+            .num_elements()
+            .saturating_mul(self.header.dtype.size());
         if have != need {
             return Err(DataError::Npy {
                 path: self.path.clone(),
@@ -706,6 +730,59 @@ mod tests {
         assert_eq!(a.shape(), &[3, 4]);
         assert_eq!(a.dtype(), Dtype::U8);
         assert_eq!(a.get(8), 9);
+    }
+
+    /// Fuzzing regressions: headers that lie must be refused before anything is allocated
+    /// for them, and odd text must not panic.
+    #[test]
+    fn lying_headers_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("h.npy");
+        // Magic, version, the header length (or `claimed`), the dict and 4 data bytes.
+        let file = |major: u8, claimed: Option<u32>, dict: &str| {
+            let len = claimed.unwrap_or(dict.len() as u32 + 1);
+            let mut bytes = MAGIC.to_vec();
+            bytes.extend([major, 0]);
+            if major == 1 {
+                bytes.extend((len as u16).to_le_bytes());
+            } else {
+                bytes.extend(len.to_le_bytes());
+            }
+            bytes.extend(dict.as_bytes());
+            bytes.extend([b'\n', 0, 0, 0, 0]);
+            std::fs::write(&path, &bytes).unwrap();
+            bytes.len()
+        };
+        let both = |want: &str| {
+            for result in [NpyArray::open(&path), NpyArray::read(&path)] {
+                let err = result.unwrap_err();
+                assert!(err.to_string().contains(want), "{err} should say {want}");
+            }
+        };
+        let dict = "{'descr': '<i4', 'fortran_order': False, 'shape': (1,), }";
+        file(1, None, dict);
+        NpyArray::open(&path).unwrap();
+        // A version 2 header claiming 4 GiB used to allocate 4 GiB before reading it.
+        let len = file(2, Some(u32::MAX), dict);
+        both(&format!(
+            "header length 4294967295 runs past the end of the {len}-byte file"
+        ));
+        file(1, Some(u16::MAX.into()), dict);
+        both("header length 65535 runs past the end");
+        // A shape whose element count overflows used to panic in the size check.
+        let huge = "{'descr': '<i4', 'fortran_order': False, 'shape': (18446744073709551615, 2), }";
+        file(1, None, huge);
+        both("claims more bytes than a file can hold");
+        // A descr starting with a multi-byte character used to panic in `from_descr`.
+        assert_eq!(Dtype::from_descr("\u{fffd}<i4"), None);
+        assert_eq!(Dtype::from_descr("é"), None);
+        assert_eq!(Dtype::from_descr(""), None);
+        file(
+            1,
+            None,
+            "{'descr': '\u{fffd}<i4', 'fortran_order': False, 'shape': (1,), }",
+        );
+        both("is not supported");
     }
 
     #[test]

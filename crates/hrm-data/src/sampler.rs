@@ -199,7 +199,8 @@ impl TrainSampler {
     /// A sampler that continues from `state`.
     ///
     /// # Errors
-    /// As [`TrainSampler::new`], and [`DataError::Option`] if `state.set_index` is past the sets.
+    /// As [`TrainSampler::new`], and [`DataError::Option`] if `state.set_index` is past the sets
+    /// or `state.position` past the full batches the set yields in an epoch.
     pub fn restore(dataset: &Dataset, state: &SamplerState) -> Result<TrainSampler> {
         let mut s = TrainSampler::new(dataset, state.global_batch_size, state.seed)?;
         if state.set_index >= dataset.sets().len() {
@@ -215,9 +216,21 @@ impl TrainSampler {
         s.epoch = state.epoch;
         s.set_index = state.set_index;
         s.start_set();
-        for _ in 0..state.position {
-            // Replays the draws of the batches already yielded; they were all full.
-            let _ = s.draw();
+        for done in 0..state.position {
+            // Replays the draws of the batches already yielded; they were all full. A set runs
+            // out of groups after at most one batch per group, so a corrupted position ends
+            // here instead of replaying for ever.
+            if s.draw().len() < s.global_batch_size {
+                return Err(DataError::option(
+                    "sampler_state.position",
+                    format!(
+                        "{} but set `{}` yields only {done} full batches of {} per epoch",
+                        state.position,
+                        dataset.metadata().sets[state.set_index],
+                        s.global_batch_size
+                    ),
+                ));
+            }
         }
         s.position = state.position;
         Ok(s)
@@ -245,7 +258,11 @@ impl TrainSampler {
         self.rng = rng::stream(
             self.seed,
             rng::domain::SAMPLER,
-            self.epoch * num_sets + self.set_index as u64,
+            // Wrapping: the same stream ids as plain arithmetic for every reachable epoch, and
+            // no overflow panic for an absurd one restored from a corrupted state.
+            self.epoch
+                .wrapping_mul(num_sets)
+                .wrapping_add(self.set_index as u64),
         );
         let groups = self.dataset.sets()[self.set_index].num_groups();
         self.group_order = rng::permutation(&mut self.rng, groups);
@@ -294,7 +311,7 @@ impl Iterator for TrainSampler {
             self.set_index += 1;
             if self.set_index == self.dataset.sets().len() {
                 self.set_index = 0;
-                self.epoch += 1;
+                self.epoch = self.epoch.wrapping_add(1);
             }
             self.start_set();
         }
@@ -594,6 +611,39 @@ mod tests {
         let (back, _): (SamplerState, usize) =
             bincode::serde::decode_from_slice(&bytes, bincode::config::standard()).unwrap();
         assert_eq!(back, state);
+    }
+
+    /// Fuzzing regression: a corrupted checkpoint's sampler state must not replay for ever
+    /// (a huge `position`) nor overflow (a huge `epoch`).
+    #[test]
+    fn corrupted_states_are_refused_or_survive() {
+        let (_d, ds) = dataset();
+        let state = |epoch, set_index, position| SamplerState {
+            seed: 5,
+            global_batch_size: 3,
+            epoch,
+            set_index,
+            position,
+        };
+        let err = TrainSampler::restore(&ds, &state(0, 1, u64::MAX)).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "option `sampler_state.position`: 18446744073709551615 but set `b` yields only 1 \
+             full batches of 3 per epoch"
+        );
+        // The last full batch of set b (5 one-example groups: one batch of 3) restores.
+        TrainSampler::restore(&ds, &state(0, 1, 1)).unwrap();
+        let err = TrainSampler::restore(&ds, &state(0, 7, 0)).unwrap_err();
+        assert!(
+            err.to_string().contains("7 but the split has 2 sets"),
+            "{err}"
+        );
+        // The last epoch there is: batches still come, past the end of the epoch too.
+        let batches: Vec<Batch> = TrainSampler::restore(&ds, &state(u64::MAX, 1, 0))
+            .unwrap()
+            .take(4)
+            .collect();
+        assert_eq!(batches.len(), 4);
     }
 
     #[test]
