@@ -177,14 +177,13 @@ pub fn evaluate_arc_runs(
     let mut unmatched = 0;
     for outputs in runs {
         for set in test.sets() {
-            let out = outputs.get(set.name()).ok_or_else(|| {
-                TrainError::Shape(format!("no outputs for set `{}`", set.name()))
-            })?;
+            let out = outputs
+                .get(set.name())
+                .ok_or_else(|| TrainError::Shape(format!("no outputs for set `{}`", set.name())))?;
             let s = out.seq_len;
             for i in 0..set.num_examples() {
                 let id = set.puzzle_identifier_of_example(i)?;
-                let Some((task_id, aug)) =
-                    names.get(id as usize).and_then(|n| parse_identifier(n))
+                let Some((task_id, aug)) = names.get(id as usize).and_then(|n| parse_identifier(n))
                 else {
                     unmatched += 1;
                     continue;
@@ -198,8 +197,7 @@ pub fn evaluate_arc_runs(
                     unmatched += 1;
                     continue;
                 };
-                let Some(test_index) = task.test.iter().position(|p| p.input == view_input)
-                else {
+                let Some(test_index) = task.test.iter().position(|p| p.input == view_input) else {
                     unmatched += 1;
                     continue;
                 };
