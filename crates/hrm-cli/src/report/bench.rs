@@ -101,22 +101,29 @@ pub fn bench_halting(
         },
         device,
     )?;
-    let mut out = Vec::new();
-    for (name, halt, batching) in modes {
-        let opts = RolloutOptions {
+    // Repeats are interleaved (every mode once, then again), so a change in the machine's load
+    // during the measurement spreads over all modes instead of favouring the first.
+    let options: Vec<RolloutOptions> = modes
+        .iter()
+        .map(|&(_, halt, batching)| RolloutOptions {
             halt,
             trace_rows: Vec::new(),
             max_steps,
             batching,
-        };
-        let mut seconds = Vec::with_capacity(repeats);
-        let mut last: Option<SolveRun> = None;
-        for _ in 0..repeats {
-            let run = solve_rows(model, &inputs, &ids, batch_size, &opts, device)?;
-            seconds.push(run.total_seconds());
-            last = Some(run);
+        })
+        .collect();
+    let mut seconds: Vec<Vec<f64>> = vec![Vec::with_capacity(repeats); modes.len()];
+    let mut last: Vec<Option<SolveRun>> = vec![None; modes.len()];
+    for _ in 0..repeats {
+        for (m, opts) in options.iter().enumerate() {
+            let run = solve_rows(model, &inputs, &ids, batch_size, opts, device)?;
+            seconds[m].push(run.total_seconds());
+            last[m] = Some(run);
         }
-        let Some(run) = last else { continue };
+    }
+    let mut out = Vec::new();
+    for (((name, _, _), seconds), run) in modes.iter().zip(seconds).zip(last) {
+        let Some(run) = run else { continue };
         let (mut exact, mut tokens) = (0usize, 0.0f64);
         for (k, row) in run.rows.iter().enumerate() {
             let y = &labels[k * s..(k + 1) * s];

@@ -36,7 +36,7 @@ pub struct TraceStep {
     /// `sigmoid(q_continue)`; `None` for models without a Q head.
     pub q_continue: Option<f64>,
     /// Whether the learned rule halts at this step (the first such step is the learned halting
-    /// step; the last step always halts).
+    /// step; when the rule never fires, the step cap is).
     pub learned_halt: bool,
 }
 
@@ -105,10 +105,11 @@ impl Trace {
                 row.q_halt_logits.get(k).copied(),
                 row.q_continue_logits.get(k).copied(),
             );
+            // The learned halting step halts by definition: there the rule fired first, or
+            // the step cap (`halt_max_steps` or a test-time `--max-steps`) was reached.
             let learned_halt = match (qh, qc) {
                 (Some(h), Some(c)) => {
-                    k + 1 == dims.halt_max_steps as usize
-                        || learned_rule_halts(dims.halt_rule, h, c)
+                    k + 1 == row.learned_halt_step || learned_rule_halts(dims.halt_rule, h, c)
                 }
                 _ => true,
             };
