@@ -28,6 +28,9 @@ impl Target {
     /// The CPU, plus CUDA device 0 when CUDA is available, each in the dtypes of
     /// [`dtypes`] (float32 and bfloat16 unless `HRM_BENCH_DTYPES` says otherwise).
     pub fn all() -> Vec<Target> {
+        // Every bench group starts here: time the layers under the allocator policy the `hrm`
+        // binary runs with.
+        hrm_train::allocator::keep_freed_memory();
         let mut devices = vec![Device::Cpu];
         if tch::Cuda::is_available() {
             devices.push(Device::Cuda(0));

@@ -22,6 +22,9 @@ fn gloo_or_skip(test: &str) -> bool {
 fn hrm() -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_hrm"));
     c.env("OMP_NUM_THREADS", "1");
+    // One linear-layer route in every process: the runs compared here are separate processes,
+    // each of which would otherwise time its own routes (float32 rounding apart).
+    c.env("HRM_CPU_LINEAR", "onednn");
     for var in [
         "RANK",
         "WORLD_SIZE",

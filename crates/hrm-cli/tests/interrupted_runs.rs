@@ -79,6 +79,10 @@ halt_max_steps = 2
 fn hrm() -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_hrm"));
     c.env("OMP_NUM_THREADS", "1");
+    // The straight run and the interrupted one are separate processes: one linear-layer route
+    // for both, since each would otherwise time its own (a resumed run pins the routes of the
+    // run it continues, which `the_checkpoint_records_the_linear_routes_it_resumes_with` checks).
+    c.env("HRM_CPU_LINEAR", "onednn");
     c
 }
 
@@ -463,4 +467,66 @@ fn eval_messages_and_empty_splits() {
         text(&out)
     );
     assert!(!never.exists(), "no run directory");
+}
+
+/// Without `HRM_CPU_LINEAR` each process times its linear-layer routes. A checkpoint records
+/// them and a resumed run pins them instead of timing: here every recorded route is flipped in
+/// `state.json`, and the run resumed from it must record the flipped routes in its next
+/// checkpoint (timing would choose the faster route of each shape, undoing the flips).
+#[test]
+fn the_checkpoint_records_the_linear_routes_it_resumes_with() {
+    let run = fixture().dir.join("routes");
+    let timed = || {
+        let mut c = hrm();
+        c.env_remove("HRM_CPU_LINEAR");
+        c
+    };
+    let mut args = train_args(&run);
+    args.extend(["--stop-at-step".into(), "40".into()]);
+    let out = timed().args(&args).output().expect("hrm runs");
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+
+    let first = checkpoint::latest(&run.join("checkpoints"))
+        .expect("scan")
+        .expect("a checkpoint at step 40");
+    let state_path = first.join(checkpoint::STATE_FILE);
+    let mut state: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&state_path).expect("state.json")).expect("json");
+    let routes = state["linear_routes"]
+        .as_array_mut()
+        .expect("state.json lists linear_routes");
+    assert!(!routes.is_empty(), "no route recorded");
+    for r in routes.iter_mut() {
+        let flipped = match r["route"].as_str().expect("route name") {
+            "blas" => "onednn",
+            "onednn" => "blas",
+            other => panic!("unknown route {other}"),
+        };
+        r["route"] = flipped.into();
+    }
+    let flipped = state["linear_routes"].clone();
+    std::fs::write(
+        &state_path,
+        serde_json::to_vec_pretty(&state).expect("json"),
+    )
+    .expect("write");
+
+    let mut args = train_args(&run);
+    args.extend(["--resume".into(), "--stop-at-step".into(), "80".into()]);
+    let out = timed().args(&args).output().expect("hrm runs");
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let second = checkpoint::latest(&run.join("checkpoints"))
+        .expect("scan")
+        .expect("a checkpoint at step 80");
+    assert_ne!(first, second);
+    let state: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(second.join(checkpoint::STATE_FILE)).expect("read"))
+            .expect("json");
+    let recorded = state["linear_routes"].as_array().expect("routes");
+    for r in flipped.as_array().expect("array") {
+        assert!(
+            recorded.contains(r),
+            "the resumed run did not keep the pinned route {r}"
+        );
+    }
 }

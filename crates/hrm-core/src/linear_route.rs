@@ -10,16 +10,17 @@
 //! rule is right everywhere: the first call of each shape (batch, sequence, in, out, dtype,
 //! bias, with or without backward) times both routes on that shape, with constant data (the
 //! random generator is not touched, so seeded runs stay reproducible), and every later call of
-//! the shape takes the faster one. oneDNN must win by [`ONEDNN_MARGIN`] to be chosen, so a
-//! near tie keeps BLAS, whose float32 results are the reference's bit for bit.
+//! the shape takes the faster one. The two are timed in alternating rounds and compared by the
+//! median of the per-round ratios, which a burst of load on a shared host (hitting one round)
+//! does not move; a near tie goes to the lower best time ([`CLEAR_MARGIN`]).
 //!
-//! The timing is opt-in: `HRM_CPU_LINEAR=auto`. Unset, every shape takes oneDNN, the route the
-//! project has always defaulted to: a timing near the margin may choose differently in two
-//! processes, and a run resumed in a new process must compute what the uninterrupted one did
-//! (the routes differ by float32 rounding, well inside the golden tolerances, but a training
-//! run amplifies any difference). `HRM_CPU_LINEAR=blas` gives the reference's float32 results
-//! bit for bit; `onednn` is the default made explicit. CUDA tensors, 2-d inputs and other
-//! dtypes always take `linear`.
+//! `HRM_CPU_LINEAR=blas` or `HRM_CPU_LINEAR=onednn` in the environment skips the timing and
+//! forces a route (`auto`, or unset, times). The two routes differ by float32 rounding (well
+//! inside the golden tolerances), but a near tie may be decided differently in two processes,
+//! and a training run amplifies any difference. So a run that must compute in a new process
+//! exactly what it computed before (a resumed training run) records the decisions
+//! ([`decisions`]) and pins them in the new process ([`pin`]) before its first call; a pinned
+//! shape is never timed. CUDA tensors, 2-d inputs and other dtypes always take `linear`.
 
 use std::collections::HashMap;
 use std::str::FromStr;
@@ -33,11 +34,12 @@ use crate::error::{CoreError, Result};
 /// The environment variable that forces a route.
 pub const ENV_VAR: &str = "HRM_CPU_LINEAR";
 
-/// oneDNN is chosen only when its time is below this fraction of BLAS's.
-pub const ONEDNN_MARGIN: f64 = 0.95;
+/// A clear win: oneDNN is chosen when the median of its per-round time ratios to BLAS is below
+/// this, BLAS when it is above the inverse; in between, the route with the lower best time.
+pub const CLEAR_MARGIN: f64 = 0.97;
 
-/// Timed calls of each route per shape (after one untimed call each); the minimum counts.
-const TIMED_ROUNDS: usize = 3;
+/// Timed rounds per shape (after one untimed call of each route); each round times both.
+const TIMED_ROUNDS: usize = 5;
 
 /// A kernel route for a linear layer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -57,8 +59,8 @@ impl LinearRoute {
         }
     }
 
-    /// The route `HRM_CPU_LINEAR` asks for: `None` for `auto` (time each shape), oneDNN when
-    /// it is unset or empty.
+    /// The route forced by `HRM_CPU_LINEAR`: `None` when it is unset, empty or `auto` (time
+    /// each shape).
     ///
     /// # Errors
     /// [`CoreError::Config`] naming the variable when it holds anything else; the layers then
@@ -66,9 +68,8 @@ impl LinearRoute {
     /// report the mistake.
     pub fn from_env() -> Result<Option<LinearRoute>> {
         match std::env::var(ENV_VAR) {
-            Ok(v) if v == "auto" => Ok(None),
-            Ok(v) if !v.is_empty() => v.parse().map(Some),
-            _ => Ok(Some(LinearRoute::OneDnn)),
+            Ok(v) if !(v.is_empty() || v == "auto") => v.parse().map(Some),
+            _ => Ok(None),
         }
     }
 }
@@ -109,6 +110,39 @@ pub struct RouteKey {
     pub backward: bool,
 }
 
+impl RouteKey {
+    /// A total order for listing (tch's `Kind` is not `Ord`).
+    fn sort_key(&self) -> ([i64; 3], i64, &'static str, bool, bool) {
+        (
+            self.input,
+            self.out_features,
+            kind_name(self.kind),
+            self.bias,
+            self.backward,
+        )
+    }
+}
+
+/// The name of a dtype a route can be keyed on (`f32`, `bf16`; others by their debug name).
+pub fn kind_name(kind: Kind) -> &'static str {
+    match kind {
+        Kind::Float => "f32",
+        Kind::BFloat16 => "bf16",
+        Kind::Half => "f16",
+        Kind::Double => "f64",
+        _ => "other",
+    }
+}
+
+/// The dtype [`kind_name`] names, for the eligible ones (`f32`, `bf16`).
+pub fn kind_from_name(name: &str) -> Option<Kind> {
+    match name {
+        "f32" => Some(Kind::Float),
+        "bf16" => Some(Kind::BFloat16),
+        _ => None,
+    }
+}
+
 /// One decision: the key, the route and, when it was timed, the best time of each route.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct RouteDecision {
@@ -125,10 +159,33 @@ fn decisions_map() -> &'static Mutex<HashMap<RouteKey, RouteDecision>> {
     MAP.get_or_init(|| Mutex::new(HashMap::new()))
 }
 
-/// Every decision made so far in this process (for reports and tuning), in no fixed order.
+/// Every decision made so far in this process (for reports, tuning and [`pin`]), sorted by key
+/// so that two processes with the same decisions list them alike.
 pub fn decisions() -> Vec<RouteDecision> {
     let map = decisions_map().lock().unwrap_or_else(|e| e.into_inner());
-    map.values().copied().collect()
+    let mut all: Vec<RouteDecision> = map.values().copied().collect();
+    all.sort_by_key(|d| d.key.sort_key());
+    all
+}
+
+/// Fixes the route of `key` for the rest of the process, as if it had been decided: later
+/// calls of that shape take `route` without timing. A shape already decided keeps its first
+/// decision unless it differs, in which case `route` replaces it (a process restoring a run
+/// pins before its first call, so nothing has been computed with the old one). An environment
+/// override (`HRM_CPU_LINEAR=blas|onednn`) still wins: pinning never changes what a user forced.
+pub fn pin(key: RouteKey, route: LinearRoute) {
+    if LinearRoute::from_env().ok().flatten().is_some() {
+        return;
+    }
+    let mut map = decisions_map().lock().unwrap_or_else(|e| e.into_inner());
+    map.insert(
+        key,
+        RouteDecision {
+            key,
+            route,
+            timings: None,
+        },
+    );
 }
 
 /// Whether a call may take the convolution route at all: a `[b, s, in]` input in float32 or
@@ -166,24 +223,18 @@ fn route_for(key: RouteKey) -> LinearRoute {
     if let Some(d) = map.get(&key) {
         return d.route;
     }
-    let forced = LinearRoute::from_env().unwrap_or(Some(LinearRoute::OneDnn));
-    let decision = match forced {
+    let decision = match LinearRoute::from_env().ok().flatten() {
         Some(route) => RouteDecision {
             key,
             route,
             timings: None,
         },
         None => {
-            let (blas, onednn) = time_routes(key);
-            let route = if onednn.as_secs_f64() < ONEDNN_MARGIN * blas.as_secs_f64() {
-                LinearRoute::OneDnn
-            } else {
-                LinearRoute::Blas
-            };
+            let timing = time_routes(key);
             RouteDecision {
                 key,
-                route,
-                timings: Some((blas, onednn)),
+                route: timing.winner(),
+                timings: Some((timing.best[0], timing.best[1])),
             }
         }
     };
@@ -191,9 +242,34 @@ fn route_for(key: RouteKey) -> LinearRoute {
     decision.route
 }
 
-/// Best times of the two routes on `key`'s shape, alternating between them so that a burst of
-/// load on a shared host hits both alike.
-fn time_routes(key: RouteKey) -> (Duration, Duration) {
+/// The timing of both routes on one shape: the best time of each and the per-round ratios.
+#[derive(Debug, Clone)]
+struct RouteTiming {
+    /// `[blas, onednn]` best times.
+    best: [Duration; 2],
+    /// Per round, oneDNN's time over BLAS's.
+    ratios: Vec<f64>,
+}
+
+impl RouteTiming {
+    /// The route that wins clearly by the median ratio, else the one with the lower best time.
+    fn winner(&self) -> LinearRoute {
+        let mut r = self.ratios.clone();
+        r.sort_by(f64::total_cmp);
+        let median = r.get(r.len() / 2).copied().unwrap_or(1.0);
+        if median < CLEAR_MARGIN {
+            LinearRoute::OneDnn
+        } else if median > 1.0 / CLEAR_MARGIN || self.best[0] <= self.best[1] {
+            LinearRoute::Blas
+        } else {
+            LinearRoute::OneDnn
+        }
+    }
+}
+
+/// Times the two routes on `key`'s shape in alternating rounds, so that a change of load on a
+/// shared host hits both alike.
+fn time_routes(key: RouteKey) -> RouteTiming {
     let opts = (key.kind, Device::Cpu);
     let [b, s, inp] = key.input;
     let out = key.out_features;
@@ -224,12 +300,18 @@ fn time_routes(key: RouteKey) -> (Duration, Duration) {
         once(route);
     }
     let mut best = [Duration::MAX; 2];
-    for _ in 0..TIMED_ROUNDS {
-        for (i, route) in routes.into_iter().enumerate() {
-            best[i] = best[i].min(once(route));
+    let mut ratios = Vec::with_capacity(TIMED_ROUNDS);
+    for round in 0..TIMED_ROUNDS {
+        // Alternate which route goes first: the first of a pair may find colder caches.
+        let order = if round % 2 == 0 { [0, 1] } else { [1, 0] };
+        let mut t = [Duration::ZERO; 2];
+        for i in order {
+            t[i] = once(routes[i]);
+            best[i] = best[i].min(t[i]);
         }
+        ratios.push(t[1].as_secs_f64() / t[0].as_secs_f64().max(1e-12));
     }
-    (best[0], best[1])
+    RouteTiming { best, ratios }
 }
 
 /// `x W^T (+ b)` by `route`.
@@ -322,6 +404,27 @@ mod tests {
         let _ = tch::no_grad(|| linear(&x2, &w, None, false));
         let b = Tensor::randn([3], (Kind::Float, Device::Cpu));
         assert!(a.equal(&b));
+    }
+
+    #[test]
+    fn the_median_ratio_decides_and_a_tie_goes_to_the_best_time() {
+        let ms = Duration::from_millis;
+        let t = |blas, onednn, ratios: &[f64]| RouteTiming {
+            best: [ms(blas), ms(onednn)],
+            ratios: ratios.to_vec(),
+        };
+        // One round spoiled by load does not decide: the median does.
+        assert_eq!(
+            t(10, 8, &[0.8, 0.8, 5.0, 0.85, 0.8]).winner(),
+            LinearRoute::OneDnn
+        );
+        assert_eq!(
+            t(8, 10, &[1.2, 1.25, 0.1, 1.3, 1.2]).winner(),
+            LinearRoute::Blas
+        );
+        // A near tie: the lower best time.
+        assert_eq!(t(10, 9, &[1.0, 0.99, 1.01]).winner(), LinearRoute::OneDnn);
+        assert_eq!(t(9, 10, &[1.0, 0.99, 1.01]).winner(), LinearRoute::Blas);
     }
 
     #[test]

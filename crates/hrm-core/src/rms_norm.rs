@@ -22,6 +22,9 @@ use tch::{Kind, Tensor};
 /// ```
 pub fn rms_norm(x: &Tensor, eps: f64) -> Tensor {
     let kind = x.kind();
+    if kind != Kind::Float && !x.requires_grad() {
+        return rms_norm_reduced_no_graph(x, eps);
+    }
     let x32 = x.to_kind(Kind::Float);
     if x32.is_contiguous() {
         // Speed: libtorch's `rms_norm` computes `x * rsqrt(mean(x^2) + eps)` in one fused
@@ -34,6 +37,23 @@ pub fn rms_norm(x: &Tensor, eps: f64) -> Tensor {
     }
     let variance = x32.square().mean_dim(-1, true, Kind::Float);
     (x32 * (variance + eps).rsqrt()).to_kind(kind)
+}
+
+/// [`rms_norm`] of a bfloat16 (or other reduced-precision) input when no graph is recorded:
+/// the same float32 statistics and float32 product, rounded once into the output, with two
+/// full-size temporaries and three passes fewer than cast, fused op and cast back. The
+/// squares are taken in place in the float32 copy, and `mul` with a bfloat16 output computes
+/// `x * inv_rms` in float32 and rounds it, as `(x32 * inv_rms).to(bf16)` does; the result is
+/// bit for bit the same (the test below checks it).
+///
+/// # Shapes
+/// `x: [..., n]` -> `[..., n]`, in `x`'s dtype.
+fn rms_norm_reduced_no_graph(x: &Tensor, eps: f64) -> Tensor {
+    let mut squares = x.to_kind(Kind::Float);
+    let _ = squares.square_();
+    let inv_rms = (squares.mean_dim(-1, true, Kind::Float) + eps).rsqrt(); // [..., 1] f32
+    let out = x.empty_like();
+    x.mul_out(&out, &inv_rms)
 }
 
 #[cfg(test)]
@@ -53,6 +73,25 @@ mod tests {
         assert_eq!(yt.stride(), xt.stride());
         let diff = (yt - slow.transpose(0, 1)).abs().max().double_value(&[]);
         assert!(diff < 1e-6, "{diff}");
+    }
+
+    #[test]
+    fn bf16_without_a_graph_equals_the_cast_formula_bit_for_bit() {
+        tch::manual_seed(7);
+        let x = (Tensor::randn([3, 5, 48], (Kind::Float, tch::Device::Cpu)) * 4.0)
+            .to_kind(Kind::BFloat16);
+        let x32 = x.to_kind(Kind::Float);
+        let formula = (&x32 * (x32.square().mean_dim(-1, true, Kind::Float) + 1e-5).rsqrt())
+            .to_kind(Kind::BFloat16);
+        let fast = tch::no_grad(|| rms_norm(&x, 1e-5));
+        assert_eq!(fast.kind(), Kind::BFloat16);
+        assert!(fast.equal(&formula));
+        // With a graph: the fused path, the same values, and a gradient.
+        let xg = x.detach().set_requires_grad(true);
+        let slow = rms_norm(&xg, 1e-5);
+        assert!(slow.equal(&formula));
+        slow.to_kind(Kind::Float).sum(Kind::Float).backward();
+        assert!(xg.grad().defined());
     }
 
     #[test]

@@ -106,6 +106,76 @@ pub struct CheckpointState {
     /// [`save`] fills it in).
     #[serde(default)]
     pub files: BTreeMap<String, FileDigest>,
+    /// The CPU linear-layer routes this process had chosen ([`hrm_core::linear_route`]), so a
+    /// resumed run pins them and computes what the uninterrupted one would have. Empty on CUDA
+    /// and in checkpoints of older builds.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub linear_routes: Vec<PinnedRoute>,
+}
+
+/// One linear-layer route decision as `state.json` records it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PinnedRoute {
+    /// `[batch, seq, in_features]` of the input.
+    pub input: [i64; 3],
+    /// Output features.
+    pub out_features: i64,
+    /// `f32` or `bf16`.
+    pub dtype: String,
+    /// Whether the layer has a bias.
+    pub bias: bool,
+    /// Whether the call recorded a graph.
+    pub backward: bool,
+    /// `blas` or `onednn`.
+    pub route: String,
+}
+
+impl PinnedRoute {
+    /// Every route decision of this process so far.
+    pub fn current() -> Vec<PinnedRoute> {
+        hrm_core::linear_route::decisions()
+            .into_iter()
+            .map(|d| PinnedRoute {
+                input: d.key.input,
+                out_features: d.key.out_features,
+                dtype: hrm_core::linear_route::kind_name(d.key.kind).to_string(),
+                bias: d.key.bias,
+                backward: d.key.backward,
+                route: d.route.name().to_string(),
+            })
+            .collect()
+    }
+
+    /// Pins every recorded route in this process.
+    ///
+    /// # Errors
+    /// [`TrainError::Checkpoint`] naming the entry when its dtype or route is unknown.
+    pub fn pin_all(routes: &[PinnedRoute]) -> Result<()> {
+        use hrm_core::linear_route::{kind_from_name, pin, LinearRoute, RouteKey};
+        for r in routes {
+            let kind = kind_from_name(&r.dtype).ok_or_else(|| {
+                TrainError::Checkpoint(format!(
+                    "state.json: linear_routes entry {:?} has unknown dtype `{}`",
+                    r.input, r.dtype
+                ))
+            })?;
+            let route: LinearRoute = r.route.parse().map_err(|_| {
+                TrainError::Checkpoint(format!(
+                    "state.json: linear_routes entry {:?} has unknown route `{}`",
+                    r.input, r.route
+                ))
+            })?;
+            let key = RouteKey {
+                input: r.input,
+                out_features: r.out_features,
+                kind,
+                bias: r.bias,
+                backward: r.backward,
+            };
+            pin(key, route);
+        }
+        Ok(())
+    }
 }
 
 /// A checkpoint in memory.
@@ -553,6 +623,7 @@ mod tests {
             model: toml::Table::new(),
             train_seconds: 0.0,
             files: BTreeMap::new(),
+            linear_routes: Vec::new(),
         }
     }
 
@@ -884,7 +955,8 @@ pub struct LoadedModel {
 
 /// Loads the model of `path`: a run directory (its newest checkpoint) or a checkpoint
 /// directory, onto `device`, verified as [`load`] verifies. Runs trained with an EMA get the
-/// averaged weights.
+/// averaged weights. The CPU linear-layer routes the checkpoint records are pinned for this
+/// process ([`PinnedRoute::pin_all`]).
 ///
 /// # Errors
 /// [`TrainError::Checkpoint`] when `path` holds no checkpoint; the errors of [`load`] naming
@@ -913,6 +985,9 @@ pub fn load_model(path: &Path, device: tch::Device) -> Result<LoadedModel> {
         }
     };
     let ckpt = load(&dir)?;
+    // The training process's linear-layer routes: an evaluation with the training batch size
+    // then computes what the training-time evaluation did.
+    PinnedRoute::pin_all(&ckpt.state.linear_routes)?;
     let mut config = crate::config::TrainConfig::from_toml_str(&ckpt.state.config_toml, &[])
         .map_err(|e| {
             TrainError::Checkpoint(format!(

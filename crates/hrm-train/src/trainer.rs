@@ -389,6 +389,7 @@ impl Session<'_> {
                 train_seconds: self.train_seconds,
                 // Filled in by `checkpoint::save` from what it writes.
                 files: Default::default(),
+                linear_routes: checkpoint::PinnedRoute::current(),
             },
             model: self.model.params().all(),
             optimizer,
@@ -404,6 +405,8 @@ impl Session<'_> {
     /// step and time.
     fn restore(&mut self, ckpt: &Checkpoint) -> Result<SamplerState> {
         check_resumable(&ckpt.state, self.cfg, &self.model_table)?;
+        // Before any forward pass of this process: the routes the checkpointed process chose.
+        checkpoint::PinnedRoute::pin_all(&ckpt.state.linear_routes)?;
         let device = self.device;
         let params = self.model.params();
         params.load_named(

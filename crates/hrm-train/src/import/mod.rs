@@ -390,6 +390,7 @@ pub fn import_checkpoint(opts: &ImportOptions) -> Result<ImportReport> {
             model: cfg.model.clone(),
             train_seconds: 0.0,
             files: BTreeMap::new(),
+            linear_routes: Vec::new(),
         },
         model: weights,
         optimizer: Vec::new(),
