@@ -8,7 +8,8 @@
    with the reference's own modules timed by `scripts/bench_reference.py` in the same run,
    eager and with `torch.compile` (when `--reference DIR` names a checkout of sapientinc/HRM).
 3. The embedded default config trained for `--train-seconds` on the device and, at the same
-   time, on the CPU; the two learning curves are compared at the steps both reached.
+   time, on the CPU; the two learning curves are compared at the steps both reached. These
+   runs come first, before anything is timed, so that they do not disturb the timings.
 
 It needs no cargo and no network: build `hrm` in release mode elsewhere, copy it (stripped) with
 this checkout, and point `--hrm` at it. Without a GPU, `--device cpu` runs the same steps on the
@@ -166,7 +167,9 @@ def main():
     lines = [f"# hrm-rs GPU check: device `{args.device}`, `{args.hrm}`", ""]
     work = Path(tempfile.mkdtemp(prefix="hrm-gpu-check-"))
 
-    # The training runs go on in the background while the rest is checked and timed.
+    # The training runs come first and alone (the device run and the CPU run side by side, on
+    # different hardware), so that they do not disturb the timings below.
+    notes = []
     train_runs = {}
     if args.train_seconds > 0:
         for dev in dict.fromkeys([args.device, "cpu"]):
@@ -175,41 +178,6 @@ def main():
             d = work / f"train-{dev.replace(':', '')}"
             train_runs[dev] = (d, *train_for(args.hrm, dev, args.train_seconds, d, args.threads))
     started = time.time()
-
-    lines += ["## Golden cases", "", "| case | f32 | forward (share of tol) | bf16 smoke | forward (share of rel-L2 bound) |",
-              "|---|---|---:|---|---:|"]
-    f32 = golden(args.hrm, args.golden, args.device, False)
-    bf = {r[0]: r for r in golden(args.hrm, args.golden, args.device, True)}
-    for name, status, fwd in f32:
-        b = bf.get(name, (name, "-", "-"))
-        lines.append(f"| {name} | {status} | {fwd} | {b[1]} | {b[2]} |")
-
-    lines += ["", "## Speed (same run, same host)", "",
-              "| preset | dtype | hrm-rs train samples/s | ref eager | ref compile | ratio eager | ratio compile "
-              "| hrm-rs eval puzzles/s | ref eager | ref compile | ratio eager | ratio compile |",
-              "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
-    notes = []
-    for preset in args.presets.split(","):
-        for dtype in args.dtypes.split(","):
-            tr, ev, why = hrm_bench(args.hrm, preset, dtype, args.device, args.steps, args.threads)
-            if why:
-                notes.append(f"hrm bench {preset} {dtype}: {why}")
-            re_tr, re_ev, why = reference_bench(args.python, args.reference, preset, dtype,
-                                                args.device, args.steps, args.threads, False)
-            if why and why != "no reference":
-                notes.append(f"reference eager {preset} {dtype}: {why}")
-            rc_tr = rc_ev = None
-            if args.reference and not args.no_compile:
-                rc_tr, rc_ev, why = reference_bench(args.python, args.reference, preset, dtype,
-                                                    args.device, args.steps, args.threads, True)
-                if why:
-                    notes.append(f"reference compile {preset} {dtype}: {why}")
-            lines.append(
-                f"| {preset} | {dtype} | {fmt(tr)} | {fmt(re_tr)} | {fmt(rc_tr)} | {ratio(tr, re_tr)} "
-                f"| {ratio(tr, rc_tr)} | {fmt(ev, 2)} | {fmt(re_ev, 2)} | {fmt(rc_ev, 2)} "
-                f"| {ratio(ev, re_ev)} | {ratio(ev, rc_ev)} |")
-    if not args.reference:
-        notes.append("no --reference checkout given: the reference columns are empty")
 
     if train_runs:
         lines += ["", f"## Default config, {args.train_seconds} s of training", "",
@@ -232,6 +200,41 @@ def main():
                              f"{common[-1]}): largest |lm_loss difference| {worst:.4f}.")
             else:
                 notes.append("the device and CPU runs share no logged step")
+        lines.append("")
+
+    lines += ["## Golden cases", "", "| case | f32 | forward (share of tol) | bf16 smoke | forward (share of rel-L2 bound) |",
+              "|---|---|---:|---|---:|"]
+    f32 = golden(args.hrm, args.golden, args.device, False)
+    bf = {r[0]: r for r in golden(args.hrm, args.golden, args.device, True)}
+    for name, status, fwd in f32:
+        b = bf.get(name, (name, "-", "-"))
+        lines.append(f"| {name} | {status} | {fwd} | {b[1]} | {b[2]} |")
+
+    lines += ["", "## Speed (same run, same host)", "",
+              "| preset | dtype | hrm-rs train samples/s | ref eager | ref compile | ratio eager | ratio compile "
+              "| hrm-rs eval puzzles/s | ref eager | ref compile | ratio eager | ratio compile |",
+              "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    for preset in args.presets.split(","):
+        for dtype in args.dtypes.split(","):
+            tr, ev, why = hrm_bench(args.hrm, preset, dtype, args.device, args.steps, args.threads)
+            if why:
+                notes.append(f"hrm bench {preset} {dtype}: {why}")
+            re_tr, re_ev, why = reference_bench(args.python, args.reference, preset, dtype,
+                                                args.device, args.steps, args.threads, False)
+            if why and why != "no reference":
+                notes.append(f"reference eager {preset} {dtype}: {why}")
+            rc_tr = rc_ev = None
+            if args.reference and not args.no_compile:
+                rc_tr, rc_ev, why = reference_bench(args.python, args.reference, preset, dtype,
+                                                    args.device, args.steps, args.threads, True)
+                if why:
+                    notes.append(f"reference compile {preset} {dtype}: {why}")
+            lines.append(
+                f"| {preset} | {dtype} | {fmt(tr)} | {fmt(re_tr)} | {fmt(rc_tr)} | {ratio(tr, re_tr)} "
+                f"| {ratio(tr, rc_tr)} | {fmt(ev, 2)} | {fmt(re_ev, 2)} | {fmt(rc_ev, 2)} "
+                f"| {ratio(ev, re_ev)} | {ratio(ev, rc_ev)} |")
+    if not args.reference:
+        notes.append("no --reference checkout given: the reference columns are empty")
 
     lines += ["", f"Total time: {time.time() - t0:.0f} s."]
     if notes:

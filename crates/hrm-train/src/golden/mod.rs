@@ -34,10 +34,13 @@ pub struct GoldenRun {
 }
 
 /// The bound of the bf16 smoke check on the relative error norm of a tensor
-/// ([`TensorDiff::rel_l2`]). Over four ACT steps of a random recurrent network, bfloat16 drifts
-/// to about 0.4 on the cases of `shared/`; an output unrelated to its expectation (a broken
-/// cast, a wrong weight) is near `sqrt(2)`.
-pub const BF16_MAX_REL_L2: f64 = 0.5;
+/// ([`TensorDiff::rel_l2`]). Over four ACT steps of a random recurrent network bfloat16 drifts
+/// far: on the cases of `shared/` on the CPU the worst tensor reaches 0.51
+/// (`trm_act_continue`'s fourth training call, with every halting flag agreeing with the
+/// float32 run, so it is drift and not a different trajectory), 0.42 the next worst. An output
+/// unrelated to its expectation (a broken cast, a wrong weight) is near `sqrt(2)`, so 0.75
+/// still separates the two by almost a factor of two.
+pub const BF16_MAX_REL_L2: f64 = 0.75;
 
 /// Whether the bf16 smoke check holds tensor `name` of `group` to [`BF16_MAX_REL_L2`].
 fn bf16_checked(name: &str, group: Group) -> bool {
