@@ -168,10 +168,9 @@ pub fn decisions() -> Vec<RouteDecision> {
     all
 }
 
-/// Fixes the route of `key` for the rest of the process, as if it had been decided: later
-/// calls of that shape take `route` without timing. A shape already decided keeps its first
-/// decision unless it differs, in which case `route` replaces it (a process restoring a run
-/// pins before its first call, so nothing has been computed with the old one). An environment
+/// Fixes the route of `key` for the rest of the process: later calls of that shape take
+/// `route` without timing, replacing any earlier decision (a process restoring a run pins
+/// before its first forward, so nothing has been computed with the old one). An environment
 /// override (`HRM_CPU_LINEAR=blas|onednn`) still wins: pinning never changes what a user forced.
 pub fn pin(key: RouteKey, route: LinearRoute) {
     if LinearRoute::from_env().ok().flatten().is_some() {
@@ -425,6 +424,39 @@ mod tests {
         // A near tie: the lower best time.
         assert_eq!(t(10, 9, &[1.0, 0.99, 1.01]).winner(), LinearRoute::OneDnn);
         assert_eq!(t(9, 10, &[1.0, 0.99, 1.01]).winner(), LinearRoute::Blas);
+    }
+
+    #[test]
+    fn a_pinned_shape_is_not_timed_and_takes_the_pinned_route() {
+        if LinearRoute::from_env().ok().flatten().is_some() {
+            return; // a forced route wins over pins, by design
+        }
+        // A shape no other test uses (decisions are per process).
+        let key = RouteKey {
+            input: [3, 5, 7],
+            out_features: 11,
+            kind: Kind::Float,
+            bias: false,
+            backward: false,
+        };
+        for route in [LinearRoute::Blas, LinearRoute::OneDnn] {
+            pin(key, route);
+            let x = Tensor::full([3, 5, 7], 0.5, (Kind::Float, Device::Cpu));
+            let w = Tensor::full([11, 7], 0.1, (Kind::Float, Device::Cpu));
+            let y = tch::no_grad(|| linear(&x, &w, None, false));
+            assert_eq!(y.size(), vec![3, 5, 11]);
+            let d = decisions()
+                .into_iter()
+                .find(|d| d.key == key)
+                .expect("pinned");
+            assert_eq!(d.route, route);
+            assert_eq!(d.timings, None, "a pinned shape is never timed");
+        }
+        assert_eq!(
+            kind_from_name(kind_name(Kind::BFloat16)),
+            Some(Kind::BFloat16)
+        );
+        assert_eq!(kind_from_name("f16"), None);
     }
 
     #[test]
