@@ -22,20 +22,18 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut setup = BenchSetup::new(preset, dtype, tch::Device::Cpu, 0)?;
     setup.train_step()?;
     drop(setup.eval_rollout());
-    let mut all = decisions();
-    all.sort_by_key(|d| (d.key.input, d.key.out_features, d.key.backward));
     println!(
         "{preset} {} threads={}: input [b, s, in] -> out, backward, route, blas ms, onednn ms",
         dtype.short_name(),
         tch::get_num_threads()
     );
-    for d in all {
+    for d in decisions() {
         let times = d.timings.map_or("forced".to_string(), |(b, o)| {
             format!("{:.3} {:.3}", b.as_secs_f64() * 1e3, o.as_secs_f64() * 1e3)
         });
         println!(
-            "{:?} -> {} {:?} backward={} {} {}",
-            d.key.input, d.key.out_features, d.key.kind, d.key.backward, d.route, times
+            "{:?} -> {} {} backward={} {} {}",
+            d.key.input, d.key.out_features, d.key.dtype, d.key.backward, d.route, times
         );
     }
     Ok(())

@@ -23,7 +23,7 @@ pub enum PosEncoding {
 }
 
 /// The dtype the forward pass runs in. Parameters always stay in float32.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub enum ForwardDtype {
     /// IEEE float32.
     #[serde(rename = "float32", alias = "f32")]
@@ -39,6 +39,15 @@ impl ForwardDtype {
         match self {
             ForwardDtype::Float32 => tch::Kind::Float,
             ForwardDtype::Bfloat16 => tch::Kind::BFloat16,
+        }
+    }
+
+    /// The forward dtype of tensors of `kind`; `None` for kinds HRM does not run in.
+    pub fn from_kind(kind: tch::Kind) -> Option<Self> {
+        match kind {
+            tch::Kind::Float => Some(ForwardDtype::Float32),
+            tch::Kind::BFloat16 => Some(ForwardDtype::Bfloat16),
+            _ => None,
         }
     }
 

@@ -27,8 +27,10 @@ use std::str::FromStr;
 use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
+use serde::{Deserialize, Serialize};
 use tch::{Device, Kind, Tensor};
 
+use crate::config::ForwardDtype;
 use crate::error::{CoreError, Result};
 
 /// The environment variable that forces a route.
@@ -41,8 +43,9 @@ pub const CLEAR_MARGIN: f64 = 0.97;
 /// Timed rounds per shape (after one untimed call of each route); each round times both.
 const TIMED_ROUNDS: usize = 5;
 
-/// A kernel route for a linear layer.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+/// A kernel route for a linear layer; serialised by its [`LinearRoute::name`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum LinearRoute {
     /// libtorch's `linear` (MKL or oneDNN matmul, as libtorch dispatches it).
     Blas,
@@ -95,52 +98,19 @@ impl FromStr for LinearRoute {
     }
 }
 
-/// What a route decision is keyed on: the shape and kind of one call.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+/// What a route decision is keyed on: the shape and dtype of one call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct RouteKey {
     /// `[b, s, in]` of the input.
     pub input: [i64; 3],
     /// Output features.
     pub out_features: i64,
     /// Input and weight dtype.
-    pub kind: Kind,
+    pub dtype: ForwardDtype,
     /// Whether the layer has a bias.
     pub bias: bool,
     /// Whether the call records a graph (the timing then includes the backward pass).
     pub backward: bool,
-}
-
-impl RouteKey {
-    /// A total order for listing (tch's `Kind` is not `Ord`).
-    fn sort_key(&self) -> ([i64; 3], i64, &'static str, bool, bool) {
-        (
-            self.input,
-            self.out_features,
-            kind_name(self.kind),
-            self.bias,
-            self.backward,
-        )
-    }
-}
-
-/// The name of a dtype a route can be keyed on (`f32`, `bf16`; others by their debug name).
-pub fn kind_name(kind: Kind) -> &'static str {
-    match kind {
-        Kind::Float => "f32",
-        Kind::BFloat16 => "bf16",
-        Kind::Half => "f16",
-        Kind::Double => "f64",
-        _ => "other",
-    }
-}
-
-/// The dtype [`kind_name`] names, for the eligible ones (`f32`, `bf16`).
-pub fn kind_from_name(name: &str) -> Option<Kind> {
-    match name {
-        "f32" => Some(Kind::Float),
-        "bf16" => Some(Kind::BFloat16),
-        _ => None,
-    }
 }
 
 /// One decision: the key, the route and, when it was timed, the best time of each route.
@@ -164,7 +134,7 @@ fn decisions_map() -> &'static Mutex<HashMap<RouteKey, RouteDecision>> {
 pub fn decisions() -> Vec<RouteDecision> {
     let map = decisions_map().lock().unwrap_or_else(|e| e.into_inner());
     let mut all: Vec<RouteDecision> = map.values().copied().collect();
-    all.sort_by_key(|d| d.key.sort_key());
+    all.sort_by_key(|d| d.key);
     all
 }
 
@@ -187,13 +157,14 @@ pub fn pin(key: RouteKey, route: LinearRoute) {
     );
 }
 
-/// Whether a call may take the convolution route at all: a `[b, s, in]` input in float32 or
-/// bfloat16 on an x86-64 CPU.
-fn eligible(x: &Tensor) -> bool {
-    cfg!(target_arch = "x86_64")
-        && x.device() == Device::Cpu
-        && x.dim() == 3
-        && matches!(x.kind(), Kind::Float | Kind::BFloat16)
+/// The dtype of a call that may take the convolution route at all: a `[b, s, in]` input in
+/// float32 or bfloat16 on an x86-64 CPU.
+fn eligible(x: &Tensor) -> Option<ForwardDtype> {
+    if cfg!(target_arch = "x86_64") && x.device() == Device::Cpu && x.dim() == 3 {
+        ForwardDtype::from_kind(x.kind())
+    } else {
+        None
+    }
 }
 
 /// `x W^T (+ b)` by the route chosen for this shape (timing both the first time it is seen).
@@ -202,14 +173,14 @@ fn eligible(x: &Tensor) -> bool {
 /// # Shapes
 /// `x: [..., in]`, `w: [out, in]`, `bias: [out]` -> `[..., out]`.
 pub fn linear(x: &Tensor, w: &Tensor, bias: Option<&Tensor>, backward: bool) -> Tensor {
-    if !eligible(x) {
+    let Some(dtype) = eligible(x) else {
         return x.linear(w, bias);
-    }
+    };
     let size = x.size();
     let key = RouteKey {
         input: [size[0], size[1], size[2]],
         out_features: w.size()[0],
-        kind: x.kind(),
+        dtype,
         bias: bias.is_some(),
         backward,
     };
@@ -269,7 +240,7 @@ impl RouteTiming {
 /// Times the two routes on `key`'s shape in alternating rounds, so that a change of load on a
 /// shared host hits both alike.
 fn time_routes(key: RouteKey) -> RouteTiming {
-    let opts = (key.kind, Device::Cpu);
+    let opts = (key.dtype.kind(), Device::Cpu);
     let [b, s, inp] = key.input;
     let out = key.out_features;
     // Constant data: the kernels' speed does not depend on the values (no denormals here), and
@@ -380,7 +351,7 @@ mod tests {
         let key = RouteKey {
             input: [2, 3, 5],
             out_features: 6,
-            kind: Kind::Float,
+            dtype: ForwardDtype::Float32,
             bias: false,
             backward: false,
         };
@@ -435,7 +406,7 @@ mod tests {
         let key = RouteKey {
             input: [3, 5, 7],
             out_features: 11,
-            kind: Kind::Float,
+            dtype: ForwardDtype::Float32,
             bias: false,
             backward: false,
         };
@@ -452,11 +423,13 @@ mod tests {
             assert_eq!(d.route, route);
             assert_eq!(d.timings, None, "a pinned shape is never timed");
         }
+        // `state.json` records decisions in this form.
+        let json = r#"{"input":[3,5,7],"out_features":11,"dtype":"float32","bias":false,"backward":false}"#;
+        assert_eq!(serde_json::to_string(&key).expect("json"), json);
         assert_eq!(
-            kind_from_name(kind_name(Kind::BFloat16)),
-            Some(Kind::BFloat16)
+            serde_json::to_string(&LinearRoute::OneDnn).expect("json"),
+            "\"onednn\""
         );
-        assert_eq!(kind_from_name("f16"), None);
     }
 
     #[test]

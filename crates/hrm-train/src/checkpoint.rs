@@ -29,6 +29,7 @@ use sha2::{Digest, Sha256};
 use tch::{Device, Kind, Tensor};
 
 use hrm_act::{ActBatch, ActCarry};
+use hrm_core::linear_route::{self, LinearRoute, RouteKey};
 use hrm_core::InnerCarry;
 
 use hrm_core::weights::{read_safetensors_bytes, write_safetensors};
@@ -113,68 +114,33 @@ pub struct CheckpointState {
     pub linear_routes: Vec<PinnedRoute>,
 }
 
-/// One linear-layer route decision as `state.json` records it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// One linear-layer route decision as `state.json` records it: the shape and the route.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PinnedRoute {
-    /// `[batch, seq, in_features]` of the input.
-    pub input: [i64; 3],
-    /// Output features.
-    pub out_features: i64,
-    /// `f32` or `bf16`.
-    pub dtype: String,
-    /// Whether the layer has a bias.
-    pub bias: bool,
-    /// Whether the call recorded a graph.
-    pub backward: bool,
+    /// The shape and dtype of the calls it applies to.
+    #[serde(flatten)]
+    pub key: RouteKey,
     /// `blas` or `onednn`.
-    pub route: String,
+    pub route: LinearRoute,
 }
 
 impl PinnedRoute {
     /// Every route decision of this process so far.
     pub fn current() -> Vec<PinnedRoute> {
-        hrm_core::linear_route::decisions()
+        linear_route::decisions()
             .into_iter()
             .map(|d| PinnedRoute {
-                input: d.key.input,
-                out_features: d.key.out_features,
-                dtype: hrm_core::linear_route::kind_name(d.key.kind).to_string(),
-                bias: d.key.bias,
-                backward: d.key.backward,
-                route: d.route.name().to_string(),
+                key: d.key,
+                route: d.route,
             })
             .collect()
     }
 
-    /// Pins every recorded route in this process.
-    ///
-    /// # Errors
-    /// [`TrainError::Checkpoint`] naming the entry when its dtype or route is unknown.
-    pub fn pin_all(routes: &[PinnedRoute]) -> Result<()> {
-        use hrm_core::linear_route::{kind_from_name, pin, LinearRoute, RouteKey};
+    /// Pins every recorded route in this process ([`linear_route::pin`]).
+    pub fn pin_all(routes: &[PinnedRoute]) {
         for r in routes {
-            let kind = kind_from_name(&r.dtype).ok_or_else(|| {
-                TrainError::Checkpoint(format!(
-                    "state.json: linear_routes entry {:?} has unknown dtype `{}`",
-                    r.input, r.dtype
-                ))
-            })?;
-            let route: LinearRoute = r.route.parse().map_err(|_| {
-                TrainError::Checkpoint(format!(
-                    "state.json: linear_routes entry {:?} has unknown route `{}`",
-                    r.input, r.route
-                ))
-            })?;
-            let key = RouteKey {
-                input: r.input,
-                out_features: r.out_features,
-                kind,
-                bias: r.bias,
-                backward: r.backward,
-            };
-            pin(key, route);
+            linear_route::pin(r.key, r.route);
         }
-        Ok(())
     }
 }
 
@@ -987,7 +953,7 @@ pub fn load_model(path: &Path, device: tch::Device) -> Result<LoadedModel> {
     let ckpt = load(&dir)?;
     // The training process's linear-layer routes: an evaluation with the training batch size
     // then computes what the training-time evaluation did.
-    PinnedRoute::pin_all(&ckpt.state.linear_routes)?;
+    PinnedRoute::pin_all(&ckpt.state.linear_routes);
     let mut config = crate::config::TrainConfig::from_toml_str(&ckpt.state.config_toml, &[])
         .map_err(|e| {
             TrainError::Checkpoint(format!(

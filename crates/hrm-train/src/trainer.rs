@@ -406,7 +406,7 @@ impl Session<'_> {
     fn restore(&mut self, ckpt: &Checkpoint) -> Result<SamplerState> {
         check_resumable(&ckpt.state, self.cfg, &self.model_table)?;
         // Before any forward pass of this process: the routes the checkpointed process chose.
-        checkpoint::PinnedRoute::pin_all(&ckpt.state.linear_routes)?;
+        checkpoint::PinnedRoute::pin_all(&ckpt.state.linear_routes);
         let device = self.device;
         let params = self.model.params();
         params.load_named(
