@@ -498,22 +498,8 @@ pub fn build_sudoku(opts: &SudokuOptions) -> Result<BuildSummary> {
 mod tests {
     use super::*;
     use crate::format::Dataset;
+    use crate::sudoku::fixtures::{write_csv, PUZZLE, SOLUTION};
     use crate::sudoku::{check_solution, decode_tokens, read_sudoku_csv};
-    use std::path::Path;
-
-    const PUZZLE: &str =
-        "53..7....6..195....98....6.8...6...34..8.3..17...2...6.6....28....419..5....8..79";
-    const SOLUTION: &str =
-        "534678912672195348198342567859761423426853791713924856961537284287419635345286179";
-
-    fn write_csv(dir: &Path, name: &str, rows: &[String]) {
-        let mut text = String::from("source,question,answer,rating\n");
-        for r in rows {
-            text.push_str(r);
-            text.push('\n');
-        }
-        std::fs::write(dir.join(name), text).unwrap();
-    }
 
     #[test]
     fn builds_from_csv_and_subsamples() {

@@ -198,21 +198,8 @@ pub(super) fn load_csv(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::sudoku::fixtures::{write_csv, PUZZLE, SOLUTION};
     use crate::sudoku::SudokuAugmentation;
-
-    const PUZZLE: &str =
-        "53..7....6..195....98....6.8...6...34..8.3..17...2...6.6....28....419..5....8..79";
-    const SOLUTION: &str =
-        "534678912672195348198342567859761423426853791713924856961537284287419635345286179";
-
-    fn write_csv(dir: &Path, name: &str, rows: &[String]) {
-        let mut text = String::from("source,question,answer,rating\n");
-        for r in rows {
-            text.push_str(r);
-            text.push('\n');
-        }
-        std::fs::write(dir.join(name), text).unwrap();
-    }
 
     #[test]
     fn csv_errors_name_file_and_line() {

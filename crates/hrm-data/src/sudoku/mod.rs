@@ -395,14 +395,32 @@ pub fn check_solution(puzzle: &Board, solution: &Board) -> SudokuVerdict {
     }
 }
 
+/// What the tests of this module and its submodules share: one classic puzzle with its
+/// solution, and a writer of Kaggle-format CSV files.
+#[cfg(test)]
+pub(crate) mod fixtures {
+    use std::path::Path;
+
+    pub(crate) const PUZZLE: &str =
+        "53..7....6..195....98....6.8...6...34..8.3..17...2...6.6....28....419..5....8..79";
+    pub(crate) const SOLUTION: &str =
+        "534678912672195348198342567859761423426853791713924856961537284287419635345286179";
+
+    /// Writes `rows` under the CSV header as `dir/name`.
+    pub(crate) fn write_csv(dir: &Path, name: &str, rows: &[String]) {
+        let mut text = String::from("source,question,answer,rating\n");
+        for r in rows {
+            text.push_str(r);
+            text.push('\n');
+        }
+        std::fs::write(dir.join(name), text).unwrap();
+    }
+}
+
 #[cfg(test)]
 mod tests {
+    use super::fixtures::{PUZZLE, SOLUTION};
     use super::*;
-
-    const PUZZLE: &str =
-        "53..7....6..195....98....6.8...6...34..8.3..17...2...6.6....28....419..5....8..79";
-    const SOLUTION: &str =
-        "534678912672195348198342567859761423426853791713924856961537284287419635345286179";
 
     #[test]
     fn parse_errors_are_precise() {
