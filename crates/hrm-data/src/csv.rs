@@ -21,6 +21,24 @@ pub(crate) struct Record {
     pub fields: Vec<String>,
 }
 
+/// The four columns of one record, `[source, question, answer, rating]`.
+///
+/// # Errors
+/// [`DataError`] naming `path` and `line` when the record has another number of fields.
+pub(crate) fn columns(path: &Path, line: usize, fields: Vec<String>) -> Result<[String; 4]> {
+    fields.try_into().map_err(|f: Vec<String>| {
+        DataError::line(
+            path,
+            line,
+            format!(
+                "expected 4 fields ({}), found {}",
+                HEADER.join(","),
+                f.len()
+            ),
+        )
+    })
+}
+
 /// Reads records one at a time.
 pub(crate) struct CsvReader {
     path: PathBuf,

@@ -29,13 +29,7 @@ pub struct MazeCsvRow {
 
 fn parse_maze_row(path: &Path, line: usize, fields: Vec<String>) -> Result<MazeCsvRow> {
     let err = |reason: String| DataError::line(path, line, reason);
-    let [source, question, answer, rating]: [String; 4] =
-        fields.try_into().map_err(|f: Vec<String>| {
-            err(format!(
-                "expected 4 fields (source,question,answer,rating), found {}",
-                f.len()
-            ))
-        })?;
+    let [source, question, answer, rating] = crate::csv::columns(path, line, fields)?;
     let len = question.len();
     let side = (len as f64).sqrt().round() as usize;
     if side * side != len || len == 0 {

@@ -34,13 +34,7 @@ pub struct SudokuCsvRow {
 /// repeats no digit in a unit. The solver checks come later ([`check_rows`]).
 fn parse_row(path: &Path, line: usize, fields: Vec<String>, size: usize) -> Result<SudokuCsvRow> {
     let err = |reason: String| DataError::line(path, line, reason);
-    let [source, question, answer, rating]: [String; 4] =
-        fields.try_into().map_err(|f: Vec<String>| {
-            err(format!(
-                "expected 4 fields (source,question,answer,rating), found {}",
-                f.len()
-            ))
-        })?;
+    let [source, question, answer, rating] = crate::csv::columns(path, line, fields)?;
     let cells = size * size;
     for (name, text, blanks) in [("question", &question, true), ("answer", &answer, false)] {
         let n = text.chars().count();
