@@ -73,6 +73,14 @@ fn options(cfg: TrainConfig, run: &Path) -> TrainOptions {
     TrainOptions::new(cfg, run, tch::Device::Cpu)
 }
 
+/// The steps of the run's checkpoints, newest first.
+fn checkpoint_steps(run: &Path) -> Vec<u64> {
+    checkpoint::list(&run.join("checkpoints"))
+        .into_iter()
+        .map(|(s, _)| s)
+        .collect()
+}
+
 /// The uninterrupted run of [`config`], trained once.
 fn straight() -> &'static (tempfile::TempDir, TrainSummary) {
     static RUN: OnceLock<(tempfile::TempDir, TrainSummary)> = OnceLock::new();
@@ -329,10 +337,7 @@ fn a_diverging_run_stops_at_the_step_without_writing_it_and_resume_works() {
         "the diverged step is logged"
     );
     // Nothing of the diverged state was written.
-    let steps: Vec<u64> = checkpoint::list(&run.join("checkpoints"))
-        .into_iter()
-        .map(|(s, _)| s)
-        .collect();
+    let steps = checkpoint_steps(&run);
     assert!(steps.iter().all(|&s| s < step), "{steps:?}");
 
     // Resuming with the run's own settings works and ends where the uninterrupted run ends.
@@ -518,60 +523,36 @@ impl TrainObserver for StopAt {
 fn a_stop_request_writes_a_checkpoint_and_a_second_one_writes_nothing() {
     use hrm_train::trainer::{StopLevel, StopReason, StopSignal};
     let tmp = tempfile::tempdir().expect("tempdir");
-    // One request at step 6 (not an evaluation step): a checkpoint of step 6.
-    let run = tmp.path().join("stopped");
-    let signal = StopSignal::new();
-    let mut opts = options(config(&[]), &run);
-    opts.stop = Some(signal.clone());
-    let mut stop = StopAt {
-        step: 6,
-        signal: signal.clone(),
-        requests: 1,
+    // Trains in `tmp/name` with `requests` stop requests at `step`; the signal's level after it.
+    let stopped_run = |name: &str, step: u64, requests: usize| {
+        let run = tmp.path().join(name);
+        let signal = StopSignal::new();
+        let mut opts = options(config(&[]), &run);
+        opts.stop = Some(signal.clone());
+        let mut stop = StopAt {
+            step,
+            signal: signal.clone(),
+            requests,
+        };
+        let s = train_with(opts, &mut stop).expect("stopped run");
+        (run, s, signal.level())
     };
-    let s = train_with(opts, &mut stop).expect("stopped run");
-    assert_eq!(signal.level(), StopLevel::Stop);
+
+    // One request at step 6 (not an evaluation step): a checkpoint of step 6.
+    let (run, s, level) = stopped_run("stopped", 6, 1);
+    assert_eq!(level, StopLevel::Stop);
     assert_eq!((s.steps, s.stopped), (6, Some(StopReason::Requested)));
     assert!(s.interrupted);
-    assert_eq!(
-        checkpoint::list(&run.join("checkpoints"))
-            .into_iter()
-            .map(|(s, _)| s)
-            .collect::<Vec<_>>(),
-        [6, 4]
-    );
+    assert_eq!(checkpoint_steps(&run), [6, 4]);
 
     // Two requests (a double Ctrl-C) at step 6: nothing after the checkpoint of step 4.
-    let run = tmp.path().join("abandoned");
-    let signal = StopSignal::new();
-    let mut opts = options(config(&[]), &run);
-    opts.stop = Some(signal.clone());
-    let mut stop = StopAt {
-        step: 6,
-        signal: signal.clone(),
-        requests: 2,
-    };
-    let s = train_with(opts, &mut stop).expect("abandoned run");
-    assert_eq!(signal.level(), StopLevel::Abandon);
+    let (run, s, level) = stopped_run("abandoned", 6, 2);
+    assert_eq!(level, StopLevel::Abandon);
     assert_eq!((s.steps, s.stopped), (6, Some(StopReason::Abandoned)));
-    assert_eq!(
-        checkpoint::list(&run.join("checkpoints"))
-            .into_iter()
-            .map(|(s, _)| s)
-            .collect::<Vec<_>>(),
-        [4]
-    );
+    assert_eq!(checkpoint_steps(&run), [4]);
     // An abandon request that comes at an evaluation step (whose checkpoint follows the
     // evaluation) writes neither.
-    let run = tmp.path().join("abandoned-at-eval");
-    let signal = StopSignal::new();
-    let mut opts = options(config(&[]), &run);
-    opts.stop = Some(signal.clone());
-    let mut stop = StopAt {
-        step: 8,
-        signal,
-        requests: 2,
-    };
-    let s = train_with(opts, &mut stop).expect("abandoned run");
+    let (run, s, _) = stopped_run("abandoned-at-eval", 8, 2);
     assert_eq!(s.steps, 8);
     assert_eq!(s.checkpoint, Some(step_dir(&run, 4)));
     assert!(!step_dir(&run, 8).exists());
