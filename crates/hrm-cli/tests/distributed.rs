@@ -85,6 +85,17 @@ fn setup(dir: &Path, exploration: f64, epochs: u32) -> PathBuf {
     cfg
 }
 
+/// What every `hrm train` worker of these tests gets after the config and the run directory.
+const WORKER_ARGS: [&str; 7] = [
+    "--device",
+    "cpu",
+    "--threads",
+    "1",
+    "--no-progress",
+    "--dist-timeout",
+    "30",
+];
+
 fn train(cfg: &Path, run: &Path, extra: &[&str]) -> Output {
     ok(
         hrm()
@@ -92,15 +103,7 @@ fn train(cfg: &Path, run: &Path, extra: &[&str]) -> Output {
             .arg(cfg)
             .arg("--run-dir")
             .arg(run)
-            .args([
-                "--device",
-                "cpu",
-                "--threads",
-                "1",
-                "--no-progress",
-                "--dist-timeout",
-                "30",
-            ])
+            .args(WORKER_ARGS)
             .args(extra)
             .output()
             .expect("hrm train"),
@@ -308,15 +311,7 @@ fn torchrun_launches_the_same_run() {
         .arg(&cfg)
         .arg("--run-dir")
         .arg(&run)
-        .args([
-            "--device",
-            "cpu",
-            "--threads",
-            "1",
-            "--no-progress",
-            "--dist-timeout",
-            "30",
-        ])
+        .args(WORKER_ARGS)
         .env("OMP_NUM_THREADS", "1")
         .output()
         .expect("torchrun");
