@@ -7,6 +7,9 @@
 //! The model is trained just long enough (500 steps on 16 puzzles) that its learned halting
 //! stops different puzzles at different steps, which is what continuous batching is about.
 
+mod common;
+use common::{path_str, read_json};
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::OnceLock;
@@ -131,14 +134,6 @@ fn hrm(args: &[&str]) -> Output {
 
 fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
-}
-
-fn path_str(p: &Path) -> &str {
-    p.to_str().expect("utf-8 temp path")
-}
-
-fn read_json(path: &Path) -> serde_json::Value {
-    serde_json::from_str(&std::fs::read_to_string(path).expect("file written")).expect("json")
 }
 
 fn learned(batching: Batching) -> RolloutOptions {

@@ -5,6 +5,9 @@
 //! The library is tested directly and through the built `hrm` binary (exit status, stdout,
 //! stderr), since people use the binary.
 
+mod common;
+use common::{path_str, read_json};
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::OnceLock;
@@ -131,10 +134,6 @@ fn hrm(args: &[&str]) -> Output {
 
 fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
-}
-
-fn path_str(p: &Path) -> &str {
-    p.to_str().expect("utf-8 temp path")
 }
 
 /// `(width, height)` from a PNG's IHDR chunk.
@@ -423,8 +422,7 @@ fn a_trace_shows_every_step_as_png_and_json() {
     // The input and 4 steps side by side, each at least a 4x4 board of 28-pixel cells.
     assert!(w >= 5 * (4 * 28 + 3) && h >= 4 * 28 + 3, "{w}x{h}");
     assert!(std::fs::metadata(&png).expect("png").len() > 2_000);
-    let trace: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(&json).expect("trace json")).expect("json");
+    let trace: serde_json::Value = read_json(&json);
     let steps = trace["steps"].as_array().expect("steps");
     assert_eq!(steps.len(), 4, "--halt max runs halt_max_steps = 4 steps");
     assert_eq!(trace["halt_step"], 4);
@@ -487,8 +485,7 @@ fn a_trace_shows_every_step_as_png_and_json() {
     ]);
     assert!(out.status.success(), "{}", text(&out.stderr));
     let answer = &json_lines(&out)[0];
-    let trace: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(&json2).expect("trace json")).expect("json");
+    let trace: serde_json::Value = read_json(&json2);
     assert_eq!(
         trace["steps"].as_array().map(Vec::len),
         answer["steps"].as_u64().map(|s| s as usize)
@@ -516,10 +513,7 @@ fn an_evaluation_report_has_metrics_charts_and_failures() {
             && stdout.contains("learned halting (at most 4 steps, continuous batching): exact"),
         "{stdout}"
     );
-    let metrics: serde_json::Value = serde_json::from_str(
-        &std::fs::read_to_string(out_dir.join("metrics.json")).expect("metrics.json"),
-    )
-    .expect("json");
+    let metrics: serde_json::Value = read_json(&out_dir.join("metrics.json"));
     assert_eq!(metrics["split"], "test");
     assert_eq!(metrics["examples"], 16);
     assert_eq!(metrics["sets"]["all"]["count"], 16.0);
@@ -529,10 +523,7 @@ fn an_evaluation_report_has_metrics_charts_and_failures() {
     let total: u64 = hist.iter().filter_map(|b| b["count"].as_u64()).sum();
     assert_eq!(total, 16, "the histogram counts every example once");
     assert_eq!(png_size(&out_dir.join("steps_histogram.png")), (640, 420));
-    let by_blanks: serde_json::Value = serde_json::from_str(
-        &std::fs::read_to_string(out_dir.join("accuracy_by_blanks.json")).expect("by blanks"),
-    )
-    .expect("json");
+    let by_blanks: serde_json::Value = read_json(&out_dir.join("accuracy_by_blanks.json"));
     let buckets = by_blanks["buckets"].as_array().expect("buckets");
     assert_eq!(
         buckets
@@ -846,16 +837,10 @@ fn arc_tasks_vote_over_their_views_and_unknown_tasks_are_flagged() {
         "cpu",
     ]);
     assert!(out.status.success(), "{}", text(&out.stderr));
-    let metrics: serde_json::Value = serde_json::from_str(
-        &std::fs::read_to_string(out_dir.join("metrics.json")).expect("metrics.json"),
-    )
-    .expect("json");
+    let metrics: serde_json::Value = read_json(&out_dir.join("metrics.json"));
     assert_eq!(metrics["arc"]["tasks"], 2);
     assert!(metrics["arc"]["pass_at_2"].is_f64());
-    let submission: serde_json::Value = serde_json::from_str(
-        &std::fs::read_to_string(out_dir.join("submission.json")).expect("submission"),
-    )
-    .expect("json");
+    let submission: serde_json::Value = read_json(&out_dir.join("submission.json"));
     assert_eq!(submission["bbb"].as_array().map(Vec::len), Some(2));
     assert!(submission["aaa"][0]["attempt_1"].is_array());
     // Learned halting votes too; two runs vote together over the dataset's views.
@@ -871,10 +856,7 @@ fn arc_tasks_vote_over_their_views_and_unknown_tasks_are_flagged() {
         "cpu",
     ]);
     assert!(out.status.success(), "{}", text(&out.stderr));
-    let two: serde_json::Value = serde_json::from_str(
-        &std::fs::read_to_string(out_dir.join("metrics.json")).expect("metrics.json"),
-    )
-    .expect("json");
+    let two: serde_json::Value = read_json(&out_dir.join("metrics.json"));
     assert_eq!(two["vote"]["count"], 2, "two tasks");
     assert_eq!(two["vote"]["runs"].as_array().map(Vec::len), Some(2));
     // The same model twice votes as it does once.
@@ -922,8 +904,7 @@ fn baselines_answer_in_one_step_without_q_values() {
     let o = &json_lines(&out)[0];
     assert_eq!(o["steps"], 1);
     assert_eq!(o["q_halt"].as_array().map(Vec::len), Some(0));
-    let trace: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(&json).expect("trace json")).expect("json");
+    let trace: serde_json::Value = read_json(&json);
     assert_eq!(trace["steps"].as_array().map(Vec::len), Some(1));
     assert!(trace["steps"][0]["q_halt"].is_null());
 
@@ -937,10 +918,7 @@ fn baselines_answer_in_one_step_without_q_values() {
         "cpu",
     ]);
     assert!(out.status.success(), "{}", text(&out.stderr));
-    let metrics: serde_json::Value = serde_json::from_str(
-        &std::fs::read_to_string(out_dir.join("metrics.json")).expect("metrics.json"),
-    )
-    .expect("json");
+    let metrics: serde_json::Value = read_json(&out_dir.join("metrics.json"));
     assert_eq!(metrics["arch"], "gru");
     assert_eq!(
         metrics["steps_histogram"],
