@@ -15,6 +15,9 @@ use hrm_train::train_step::{NonFinite, Quantity};
 use hrm_train::trainer::{train, train_with, TrainOptions, TrainSummary};
 use hrm_train::TrainError;
 
+mod common;
+use common::assert_same_checkpoint;
+
 /// 64 training puzzles (4 steps of 16 per epoch) and 16 test puzzles, built once.
 fn dataset() -> &'static Path {
     static DIR: OnceLock<(tempfile::TempDir, PathBuf)> = OnceLock::new();
@@ -90,26 +93,6 @@ fn straight() -> &'static (tempfile::TempDir, TrainSummary) {
         assert_eq!(summary.steps, 24);
         (tmp, summary)
     })
-}
-
-/// Every tensor of two checkpoints agrees to 1e-6.
-fn assert_same_checkpoint(a: &Path, b: &Path) {
-    let a = checkpoint::load(a).expect("load a");
-    let b = checkpoint::load(b).expect("load b");
-    assert_eq!(a.state.step, b.state.step);
-    assert_eq!(a.state.sampler, b.state.sampler);
-    assert_eq!(a.state.adam_steps, b.state.adam_steps);
-    for (set_a, set_b) in [(&a.model, &b.model), (&a.optimizer, &b.optimizer)] {
-        assert_eq!(set_a.len(), set_b.len());
-        for ((na, ta), (nb, tb)) in set_a.iter().zip(set_b.iter()) {
-            assert_eq!(na, nb);
-            let diff = (ta.to_kind(tch::Kind::Double) - tb.to_kind(tch::Kind::Double))
-                .abs()
-                .max()
-                .double_value(&[]);
-            assert!(diff <= 1e-6, "{na} differs by {diff}");
-        }
-    }
 }
 
 /// The steps of the train lines of a run's `metrics.jsonl`, which must all be readable.

@@ -7,6 +7,9 @@ use hrm_train::config::TrainConfig;
 use hrm_train::trainer::{train, TrainOptions, TrainSummary};
 use hrm_train::TrainError;
 
+mod common;
+use common::assert_same_checkpoint;
+
 /// A 4x4 Sudoku dataset, built once per test binary into a temporary directory.
 fn dataset() -> &'static Path {
     static DIR: std::sync::OnceLock<(tempfile::TempDir, PathBuf)> = std::sync::OnceLock::new();
@@ -144,25 +147,7 @@ fn stopping_and_resuming_equals_an_uninterrupted_run() {
     assert_eq!(b.steps, a.steps);
     assert_eq!(b.total_steps, a.total_steps);
 
-    let ckpt_a = hrm_train::checkpoint::load(&a.checkpoint.expect("a")).expect("load a");
-    let ckpt_b = hrm_train::checkpoint::load(&b.checkpoint.expect("b")).expect("load b");
-    assert_eq!(ckpt_a.state.step, ckpt_b.state.step);
-    assert_eq!(ckpt_a.state.sampler, ckpt_b.state.sampler);
-    assert_eq!(ckpt_a.state.adam_steps, ckpt_b.state.adam_steps);
-    for (set_a, set_b) in [
-        (&ckpt_a.model, &ckpt_b.model),
-        (&ckpt_a.optimizer, &ckpt_b.optimizer),
-    ] {
-        assert_eq!(set_a.len(), set_b.len());
-        for ((na, ta), (nb, tb)) in set_a.iter().zip(set_b.iter()) {
-            assert_eq!(na, nb);
-            let diff = (ta.to_kind(tch::Kind::Double) - tb.to_kind(tch::Kind::Double))
-                .abs()
-                .max()
-                .double_value(&[]);
-            assert!(diff <= 1e-6, "{na} differs by {diff} after resume");
-        }
-    }
+    assert_same_checkpoint(&a.checkpoint.expect("a"), &b.checkpoint.expect("b"));
 }
 
 #[test]
