@@ -4,10 +4,12 @@
 //! (training step, evaluation rollout) take seconds per iteration on a CPU, so they run
 //! [`SLOW_SAMPLES`] samples of one iteration each ([`slow_group`]).
 
+use std::hint::black_box;
 use std::time::Duration;
 
 use criterion::measurement::WallTime;
 use criterion::{BenchmarkGroup, Criterion, SamplingMode, Throughput};
+use tch::{Kind, Tensor};
 
 use hrm_benches::{BenchPreset, Target};
 
@@ -62,4 +64,37 @@ pub fn slow_group<'a>(
     let mut group = group(c, target, component, preset);
     group.sampling_mode(SamplingMode::Flat);
     group
+}
+
+/// Times `layer` on `x` under `no_grad` as `forward`: every update but the last L and H ones,
+/// the Q-target pass and evaluation run so.
+pub fn bench_forward(
+    group: &mut BenchmarkGroup<'_, WallTime>,
+    target: Target,
+    x: &Tensor,
+    layer: impl Fn(&Tensor) -> Tensor,
+) {
+    group.bench_function("forward", |b| {
+        let _guard = tch::no_grad_guard();
+        b.iter_custom(|iters| target.time(iters, || drop(black_box(layer(black_box(x))))))
+    });
+}
+
+/// Times `layer` and the backward pass of its summed output as `forward_backward`, as in the
+/// 1-step gradient of training. The input requires a gradient as the last L update's does
+/// (through the input embedding), so the backward computes it as well as the weight gradients.
+pub fn bench_forward_backward(
+    group: &mut BenchmarkGroup<'_, WallTime>,
+    target: Target,
+    x: &Tensor,
+    layer: impl Fn(&Tensor) -> Tensor,
+) {
+    let x = x.detach().set_requires_grad(true);
+    group.bench_function("forward_backward", |b| {
+        b.iter_custom(|iters| {
+            target.time(iters, || {
+                layer(black_box(&x)).sum(Kind::Float).backward();
+            })
+        })
+    });
 }

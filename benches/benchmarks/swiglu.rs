@@ -1,7 +1,5 @@
 //! The SwiGLU feed-forward layer of one block, forward under `no_grad`.
 
-use std::hint::black_box;
-
 use criterion::{criterion_group, Criterion};
 
 use hrm_benches::{presets, Components, Target};
@@ -11,14 +9,7 @@ fn bench(c: &mut Criterion) {
         for preset in presets() {
             let parts = Components::new(preset, target, 0);
             let mut group = super::group(c, target, "swiglu", preset);
-            group.bench_function("forward", |b| {
-                let _guard = tch::no_grad_guard();
-                b.iter_custom(|iters| {
-                    target.time(iters, || {
-                        drop(black_box(parts.block.mlp.forward(black_box(&parts.x))));
-                    })
-                })
-            });
+            super::bench_forward(&mut group, target, &parts.x, |x| parts.block.mlp.forward(x));
             group.finish();
         }
     }
