@@ -96,13 +96,16 @@ const WORKER_ARGS: [&str; 7] = [
     "30",
 ];
 
+/// `hrm train CFG --run-dir RUN`, to be completed with flags.
+fn train_command(cfg: &Path, run: &Path) -> Command {
+    let mut c = hrm();
+    c.arg("train").arg(cfg).arg("--run-dir").arg(run);
+    c
+}
+
 fn train(cfg: &Path, run: &Path, extra: &[&str]) -> Output {
     ok(
-        hrm()
-            .arg("train")
-            .arg(cfg)
-            .arg("--run-dir")
-            .arg(run)
+        train_command(cfg, run)
             .args(WORKER_ARGS)
             .args(extra)
             .output()
@@ -192,11 +195,7 @@ fn a_worker_that_dies_stops_the_other_with_its_rank_named() {
     let cfg = setup(tmp.path(), 0.1, 2000);
     let port = hrm_cli::launch::free_port().expect("port");
     let spawn = |rank: usize| {
-        hrm()
-            .arg("train")
-            .arg(&cfg)
-            .arg("--run-dir")
-            .arg(tmp.path().join("run"))
+        train_command(&cfg, &tmp.path().join("run"))
             .args([
                 "--device",
                 "cpu",
@@ -248,11 +247,7 @@ fn a_batch_that_does_not_split_over_the_processes_is_refused() {
     }
     let tmp = tempfile::tempdir().expect("tempdir");
     let cfg = setup(tmp.path(), 0.0, 2);
-    let out = hrm()
-        .arg("train")
-        .arg(&cfg)
-        .arg("--run-dir")
-        .arg(tmp.path().join("run"))
+    let out = train_command(&cfg, &tmp.path().join("run"))
         .args([
             "--device",
             "cpu",
