@@ -166,6 +166,7 @@ def time_reference(args):
     from models.sparse_embedding import CastedSparseEmbeddingSignSGD_Distributed
 
     hidden, heads, layers, batch = PRESETS[args.preset]
+    batch = args.batch_size or batch
     device = torch.device(args.device)
     torch.manual_seed(args.seed)
     cfg = dict(
@@ -293,6 +294,8 @@ def run_hrm(hrm, preset, dtype, threads, a):
     cmd = [hrm, "bench", "--config", preset, "--dtype", dtype, "--device", a.device,
            "--threads", str(threads), "--steps", str(a.steps), "--warmup", str(a.warmup),
            "--eval-rollouts", str(a.eval_rollouts), "--eval-warmup", str(a.eval_warmup)]
+    if a.batch_size:
+        cmd += ["--batch-size", str(a.batch_size)]
     p = subprocess.run(cmd, capture_output=True, text=True)
     tr = re.search(r"train: ([\d.]+) samples/s \(.*?cpu ([\d.]+) ms/step", p.stdout)
     ev = re.search(r"eval: ([\d.]+) puzzles/s \(.*?cpu ([\d.]+) ms/rollout", p.stdout)
@@ -309,6 +312,8 @@ def run_ref(preset, dtype, threads, a):
            "--dtype", dtype, "--device", a.device, "--threads", str(threads),
            "--steps", str(a.steps), "--warmup", str(a.warmup),
            "--eval-rollouts", str(a.eval_rollouts), "--eval-warmup", str(a.eval_warmup), "--json"]
+    if a.batch_size:
+        cmd += ["--batch-size", str(a.batch_size)]
     p = subprocess.run(cmd, capture_output=True, text=True)
     for line in reversed(p.stdout.splitlines()):
         try:
@@ -390,6 +395,8 @@ def main():
     p.add_argument("--warmup", type=int, default=3, help="untimed training steps before them")
     p.add_argument("--eval-rollouts", type=int, default=2, help="timed evaluation rollouts (0: none)")
     p.add_argument("--eval-warmup", type=int, default=1, help="untimed rollouts before them")
+    p.add_argument("--batch-size", type=int, default=None,
+                   help="rows per step instead of each preset's batch (GPU runs: e.g. 768)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--compile", action="store_true", help="wrap the model in torch.compile")
     p.add_argument("--json", action="store_true", help="also print one JSON line")

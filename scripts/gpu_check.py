@@ -4,12 +4,17 @@
 
 1. Every golden case on the device: float32 within the format's tolerances, and the bf16
    forward as a smoke check (`hrm golden --bf16`).
-2. `hrm bench` for the tiny, small and paper presets in float32 and bfloat16, side by side
-   with the reference's own modules timed by `scripts/bench_reference.py` in the same run,
-   eager and with `torch.compile` (when `--reference DIR` names a checkout of sapientinc/HRM).
+2. `hrm bench` for each preset (`tiny,small,paper,paper@768`: `NAME@B` times NAME at batch B)
+   in float32 and bfloat16, side by side with the reference's own modules timed by
+   `scripts/bench_reference.py` in the same run: every eager timing first, then the reference
+   under `torch.compile` (largest settings first) while `--budget-seconds` lasts (when
+   `--reference DIR` names a checkout of sapientinc/HRM).
 3. The embedded default config trained for `--train-seconds` on the device and, at the same
    time, on the CPU; the two learning curves are compared at the steps both reached. These
    runs come first, before anything is timed, so that they do not disturb the timings.
+
+The table is rewritten to `--out` after each part, so a run stopped early still leaves one;
+`--logs DIR` keeps every command's output and both training runs' metrics.
 
 It needs no cargo and no network: build `hrm` in release mode elsewhere, copy it (stripped) with
 this checkout, and point `--hrm` at it. Without a GPU, `--device cpu` runs the same steps on the
@@ -33,21 +38,40 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def run(cmd, timeout=None, env=None):
-    """Runs `cmd`, returning (exit code, stdout, stderr); never raises on failure."""
+LOGS = None
+DEADLINE = None
+
+
+def remaining():
+    return float("inf") if DEADLINE is None else DEADLINE - time.time()
+
+
+def run(cmd, timeout=None, env=None, label=None):
+    """Runs `cmd`, returning (exit code, stdout, stderr); never raises on failure. The timeout
+    is cut to what is left of `--budget-seconds`; with `--logs`, the output is kept there."""
+    left = remaining()
+    if left < 5:
+        return 125, "", "(skipped: --budget-seconds spent)"
+    timeout = min(timeout or left, left)
     try:
         p = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env)
-        return p.returncode, p.stdout, p.stderr
+        code, out, err = p.returncode, p.stdout, p.stderr
     except subprocess.TimeoutExpired as e:
-        return 124, e.stdout or "", (e.stderr or "") + "\n(timed out)"
+        out = e.stdout.decode() if isinstance(e.stdout, bytes) else (e.stdout or "")
+        err = e.stderr.decode() if isinstance(e.stderr, bytes) else (e.stderr or "")
+        code, err = 124, err + f"\n(timed out after {timeout:.0f} s)"
     except OSError as e:
-        return 127, "", str(e)
+        code, out, err = 127, "", str(e)
+    if LOGS is not None:
+        name = re.sub(r"[^A-Za-z0-9._-]+", "_", label or Path(cmd[0]).name)
+        (LOGS / f"{name}.log").write_text(f"$ {' '.join(map(str, cmd))}\n# exit {code}\n{out}\n{err}")
+    return code, out, err
 
 
 def golden(hrm, dirs, device, bf16):
     """Per case: (name, PASS/FAIL, worst forward share of tolerance)."""
     cmd = [hrm, "golden", *dirs, "--device", device] + (["--bf16"] if bf16 else [])
-    code, out, err = run(cmd, timeout=600)
+    code, out, err = run(cmd, timeout=600, label=f"golden-{'bf16' if bf16 else 'f32'}")
     rows = []
     for line in out.splitlines():
         m = re.match(r"^(\S+)\s+(PASS|FAIL)", line)
@@ -60,12 +84,21 @@ def golden(hrm, dirs, device, bf16):
     return rows
 
 
-def hrm_bench(hrm, preset, dtype, device, steps, threads):
+def split_preset(spec):
+    """`paper@768` -> ("paper", 768); `tiny` -> ("tiny", None)."""
+    name, _, batch = spec.partition("@")
+    return name, int(batch) if batch else None
+
+
+def hrm_bench(hrm, spec, dtype, device, steps, threads):
+    preset, batch = split_preset(spec)
     cmd = [hrm, "bench", "--config", preset, "--dtype", dtype, "--device", device,
            "--steps", str(steps), "--eval-rollouts", "2"]
+    if batch:
+        cmd += ["--batch-size", str(batch)]
     if threads:
         cmd += ["--threads", str(threads)]
-    code, out, err = run(cmd, timeout=600)
+    code, out, err = run(cmd, timeout=600, label=f"hrm-{spec}-{dtype}")
     train = re.search(r"train: ([\d.]+) samples/s", out)
     ev = re.search(r"eval: ([\d.]+) puzzles/s", out)
     if code != 0 or not train:
@@ -73,17 +106,21 @@ def hrm_bench(hrm, preset, dtype, device, steps, threads):
     return float(train.group(1)), float(ev.group(1)) if ev else None, ""
 
 
-def reference_bench(python, reference, preset, dtype, device, steps, threads, compile_):
+def reference_bench(python, reference, spec, dtype, device, steps, threads, compile_):
     script = ROOT / "scripts" / "bench_reference.py"
     if not reference or not script.exists():
         return None, None, "no reference"
+    preset, batch = split_preset(spec)
     cmd = [python, str(script), "--reference", reference, "--preset", preset, "--dtype", dtype,
            "--device", device, "--steps", str(steps), "--json"]
+    if batch:
+        cmd += ["--batch-size", str(batch)]
     if threads:
         cmd += ["--threads", str(threads)]
     if compile_:
         cmd.append("--compile")
-    code, out, err = run(cmd, timeout=900)
+    label = f"ref-{'compile' if compile_ else 'eager'}-{spec}-{dtype}"
+    code, out, err = run(cmd, timeout=900, label=label)
     for line in reversed(out.splitlines()):
         try:
             j = json.loads(line)
@@ -91,6 +128,30 @@ def reference_bench(python, reference, preset, dtype, device, steps, threads, co
         except ValueError:
             continue
     return None, None, (err.strip().splitlines() or ["failed"])[-1]
+
+
+def gemm_peaks(python, device):
+    """The device's float32 and bfloat16 matmul rates (TFLOP/s) measured now, as a yardstick."""
+    code = (
+        "import torch,time\n"
+        f"d=torch.device('{device}')\n"
+        "n=8192 if d.type=='cuda' else 1024\n"
+        "out=[]\n"
+        "for dt in (torch.float32,torch.bfloat16):\n"
+        "    a=torch.randn(n,n,device=d,dtype=dt); b=torch.randn(n,n,device=d,dtype=dt)\n"
+        "    for _ in range(3): a@b\n"
+        "    torch.cuda.synchronize() if d.type=='cuda' else None\n"
+        "    t=time.perf_counter(); r=10\n"
+        "    for _ in range(r): a@b\n"
+        "    torch.cuda.synchronize() if d.type=='cuda' else None\n"
+        "    out.append(2*n**3*r/(time.perf_counter()-t)/1e12)\n"
+        "name=torch.cuda.get_device_name(d) if d.type=='cuda' else 'cpu'\n"
+        "print(f'{name}|{out[0]:.1f}|{out[1]:.1f}|{torch.__version__}')\n"
+    )
+    rc, out, err = run([python, "-c", code], timeout=120, label="gemm-peaks")
+    if rc != 0 or "|" not in out:
+        return None
+    return out.strip().splitlines()[-1].split("|")
 
 
 def train_for(hrm, device, seconds, run_dir, threads):
@@ -146,6 +207,7 @@ def ratio(a, b):
 
 
 def main():
+    global LOGS, DEADLINE
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--hrm", default=str(ROOT / "target" / "release" / "hrm"))
     ap.add_argument("--device", default="cuda")
@@ -154,95 +216,144 @@ def main():
                              str(ROOT.parent / "shared" / "golden-trm")])
     ap.add_argument("--reference", help="a checkout of sapientinc/HRM, to time its modules")
     ap.add_argument("--python", default=sys.executable, help="python with torch 2.11")
-    ap.add_argument("--presets", default="tiny,small,paper")
+    ap.add_argument("--presets", default="tiny,small,paper,paper@768",
+                    help="bench presets; `NAME@B` times NAME at batch B instead of its own")
     ap.add_argument("--dtypes", default="f32,bf16")
     ap.add_argument("--steps", type=int, default=20, help="timed training steps per bench")
     ap.add_argument("--threads", type=int, help="CPU intra-op threads (CPU runs)")
     ap.add_argument("--no-compile", action="store_true", help="skip torch.compile timings")
     ap.add_argument("--train-seconds", type=int, default=120)
-    ap.add_argument("--out", help="also write the table (markdown) to this file")
+    ap.add_argument("--budget-seconds", type=float, default=470,
+                    help="stop starting new measurements after this long (the table says what "
+                         "was skipped); the torch.compile timings come last")
+    ap.add_argument("--logs", help="keep every command's output in this directory")
+    ap.add_argument("--out", help="also write the table (markdown) to this file, after each part")
     args = ap.parse_args()
 
     t0 = time.time()
-    lines = [f"# hrm-rs GPU check: device `{args.device}`, `{args.hrm}`", ""]
+    DEADLINE = t0 + args.budget_seconds
+    if args.logs:
+        LOGS = Path(args.logs)
+        LOGS.mkdir(parents=True, exist_ok=True)
+    if not Path(args.hrm).is_absolute():
+        args.hrm = str(Path(args.hrm).resolve())
     work = Path(tempfile.mkdtemp(prefix="hrm-gpu-check-"))
+    head = [f"# hrm-rs GPU check: device `{args.device}`, `{args.hrm}`", ""]
+    peaks = gemm_peaks(args.python, args.device)
+    if peaks:
+        head.append(f"Device {peaks[0]} (torch {peaks[3]}): matmul {peaks[1]} TFLOP/s float32, "
+                    f"{peaks[2]} TFLOP/s bfloat16, measured in this run "
+                    f"({'8192' if args.device.startswith('cuda') else '1024'}^3).")
+        head.append("")
+    notes = []
+    sections = {"train": [], "golden": [], "speed": []}
+
+    def emit(final=False):
+        lines = head + sections["train"] + sections["golden"] + sections["speed"]
+        lines += ["", f"Total time: {time.time() - t0:.0f} s{'' if final else ' (so far)'}."]
+        if notes:
+            lines += ["", "Notes:"] + [f"- {n}" for n in notes]
+        table = "\n".join(lines)
+        if args.out:
+            Path(args.out).write_text(table + "\n")
+        return table
 
     # The training runs come first and alone (the device run and the CPU run side by side, on
     # different hardware), so that they do not disturb the timings below.
-    notes = []
     train_runs = {}
     if args.train_seconds > 0:
         for dev in dict.fromkeys([args.device, "cpu"]):
-            if not Path(args.hrm).is_absolute():
-                args.hrm = str(Path(args.hrm).resolve())
             d = work / f"train-{dev.replace(':', '')}"
             train_runs[dev] = (d, *train_for(args.hrm, dev, args.train_seconds, d, args.threads))
     started = time.time()
 
     if train_runs:
-        lines += ["", f"## Default config, {args.train_seconds} s of training", "",
-                  "| device | steps | last lm_loss | held-out exact |", "|---|---:|---:|---:|"]
+        rows = ["", f"## Default config, {args.train_seconds} s of training", "",
+                "| device | steps | last lm_loss | held-out exact |", "|---|---:|---:|---:|"]
         curves = {}
         for dev, (d, p, log) in train_runs.items():
             stop(p, log, args.train_seconds - (time.time() - started))
+            if LOGS is not None:
+                tag = dev.replace(":", "")
+                (LOGS / f"train-{tag}.log").write_text((d / "train.log").read_text())
+                metrics = d / "run" / "metrics.jsonl"
+                if metrics.exists():
+                    (LOGS / f"train-{tag}-metrics.jsonl").write_text(metrics.read_text())
             pts, exact = curve(d)
             curves[dev] = pts
             last = max(pts) if pts else None
-            lines.append(f"| {dev} | {last if last else 0} | {fmt(pts[last], 4) if last else '-'} "
-                         f"| {fmt(exact, 4) if exact is not None else '-'} |")
+            rows.append(f"| {dev} | {last if last else 0} | {fmt(pts[last], 4) if last else '-'} "
+                        f"| {fmt(exact, 4) if exact is not None else '-'} |")
         if len(curves) == 2:
             a, b = curves.values()
             common = sorted(set(a) & set(b))
             if common:
                 worst = max(abs(a[s] - b[s]) for s in common)
-                lines.append("")
-                lines.append(f"Curves at the {len(common)} logged steps both reached (up to step "
-                             f"{common[-1]}): largest |lm_loss difference| {worst:.4f}.")
+                rows.append("")
+                rows.append(f"Curves at the {len(common)} logged steps both reached (up to step "
+                            f"{common[-1]}): largest |lm_loss difference| {worst:.4f}.")
             else:
                 notes.append("the device and CPU runs share no logged step")
-        lines.append("")
+        sections["train"] = rows
+        emit()
 
-    lines += ["## Golden cases", "", "| case | f32 | forward (share of tol) | bf16 smoke | forward (share of rel-L2 bound) |",
-              "|---|---|---:|---|---:|"]
+    rows = ["", "## Golden cases", "",
+            "| case | f32 | forward (share of tol) | bf16 smoke | forward (share of rel-L2 bound) |",
+            "|---|---|---:|---|---:|"]
     f32 = golden(args.hrm, args.golden, args.device, False)
     bf = {r[0]: r for r in golden(args.hrm, args.golden, args.device, True)}
     for name, status, fwd in f32:
         b = bf.get(name, (name, "-", "-"))
-        lines.append(f"| {name} | {status} | {fwd} | {b[1]} | {b[2]} |")
+        rows.append(f"| {name} | {status} | {fwd} | {b[1]} | {b[2]} |")
+    sections["golden"] = rows
+    emit()
 
-    lines += ["", "## Speed (same run, same host)", "",
-              "| preset | dtype | hrm-rs train samples/s | ref eager | ref compile | ratio eager | ratio compile "
-              "| hrm-rs eval puzzles/s | ref eager | ref compile | ratio eager | ratio compile |",
-              "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
-    for preset in args.presets.split(","):
-        for dtype in args.dtypes.split(","):
-            tr, ev, why = hrm_bench(args.hrm, preset, dtype, args.device, args.steps, args.threads)
-            if why:
-                notes.append(f"hrm bench {preset} {dtype}: {why}")
-            re_tr, re_ev, why = reference_bench(args.python, args.reference, preset, dtype,
-                                                args.device, args.steps, args.threads, False)
-            if why and why != "no reference":
-                notes.append(f"reference eager {preset} {dtype}: {why}")
-            rc_tr = rc_ev = None
-            if args.reference and not args.no_compile:
-                rc_tr, rc_ev, why = reference_bench(args.python, args.reference, preset, dtype,
-                                                    args.device, args.steps, args.threads, True)
-                if why:
-                    notes.append(f"reference compile {preset} {dtype}: {why}")
-            lines.append(
-                f"| {preset} | {dtype} | {fmt(tr)} | {fmt(re_tr)} | {fmt(rc_tr)} | {ratio(tr, re_tr)} "
+    # Every hrm-rs and eager-reference timing first, then torch.compile's (its compilation is
+    # the slow part) while the budget lasts.
+    settings = [(spec, dtype) for spec in args.presets.split(",") for dtype in args.dtypes.split(",")]
+    res = {k: {} for k in settings}
+
+    def speed_rows():
+        rows = ["", "## Speed (same run, same host)", "",
+                "| preset | dtype | hrm-rs train samples/s | ref eager | ref compile | ratio eager "
+                "| ratio compile | hrm-rs eval puzzles/s | ref eager | ref compile | ratio eager "
+                "| ratio compile |",
+                "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+        for (spec, dtype), r in res.items():
+            tr, ev = r.get("hrm", (None, None))
+            re_tr, re_ev = r.get("eager", (None, None))
+            rc_tr, rc_ev = r.get("compile", (None, None))
+            rows.append(
+                f"| {spec} | {dtype} | {fmt(tr)} | {fmt(re_tr)} | {fmt(rc_tr)} | {ratio(tr, re_tr)} "
                 f"| {ratio(tr, rc_tr)} | {fmt(ev, 2)} | {fmt(re_ev, 2)} | {fmt(rc_ev, 2)} "
                 f"| {ratio(ev, re_ev)} | {ratio(ev, rc_ev)} |")
+        return rows
+
+    for spec, dtype in settings:
+        tr, ev, why = hrm_bench(args.hrm, spec, dtype, args.device, args.steps, args.threads)
+        res[(spec, dtype)]["hrm"] = (tr, ev)
+        if why:
+            notes.append(f"hrm bench {spec} {dtype}: {why}")
+        if args.reference:
+            re_tr, re_ev, why = reference_bench(args.python, args.reference, spec, dtype,
+                                                args.device, args.steps, args.threads, False)
+            res[(spec, dtype)]["eager"] = (re_tr, re_ev)
+            if why:
+                notes.append(f"reference eager {spec} {dtype}: {why}")
+        sections["speed"] = speed_rows()
+        emit()
+    if args.reference and not args.no_compile:
+        for spec, dtype in reversed(settings):  # the largest settings first
+            rc_tr, rc_ev, why = reference_bench(args.python, args.reference, spec, dtype,
+                                                args.device, args.steps, args.threads, True)
+            res[(spec, dtype)]["compile"] = (rc_tr, rc_ev)
+            if why:
+                notes.append(f"reference compile {spec} {dtype}: {why}")
+            sections["speed"] = speed_rows()
+            emit()
     if not args.reference:
         notes.append("no --reference checkout given: the reference columns are empty")
-
-    lines += ["", f"Total time: {time.time() - t0:.0f} s."]
-    if notes:
-        lines += ["", "Notes:"] + [f"- {n}" for n in notes]
-    table = "\n".join(lines)
-    print(table)
-    if args.out:
-        Path(args.out).write_text(table + "\n")
+    print(emit(final=True))
     return 0
 
 

@@ -110,7 +110,43 @@ impl Attention {
 /// # Shapes
 /// `q, k, v: [b, nh, s, d]` -> `[b, nh, s, d]`.
 fn sdpa(q: &Tensor, k: &Tensor, v: &Tensor) -> Tensor {
+    if uses_math_core(q.kind(), q.device(), fused_cuda_f32()) {
+        // Exactness: for float32 on CUDA, SDPA picks the memory-efficient kernel. Its result
+        // differs from the reference's by a few ulps per call (its own blockwise softmax
+        // order; measured on an H200: 1.6e-6 from float64 against the math backend's 1.1e-6),
+        // and TRM's deep recursion grows that past the golden float32 tolerance (1.34 of it
+        // at eval step 4 of `trm_attn_rope`; 0.18 with this path). The math backend is two
+        // IEEE float32 cuBLAS products around a softmax. Its cost, same H200: -5 % train at
+        // batch 768, -35 % at batch 32 (launch-bound); bfloat16 keeps the fused kernels.
+        let (out, _probs) = Tensor::internal_scaled_dot_product_attention_math(
+            q,
+            k,
+            v,
+            None::<Tensor>,
+            0.0,
+            false,
+            None::<Tensor>,
+            None,
+            false,
+        );
+        return out;
+    }
     Tensor::scaled_dot_product_attention(q, k, v, None::<Tensor>, 0.0, false, None, false)
+}
+
+/// Whether attention runs through libtorch's math backend: float32 on CUDA, unless
+/// `HRM_CUDA_F32_ATTENTION=fused` asked for the fused kernel (faster, not within the golden
+/// float32 tolerance).
+fn uses_math_core(kind: Kind, device: tch::Device, fused_requested: bool) -> bool {
+    kind == Kind::Float && device.is_cuda() && !fused_requested
+}
+
+/// `HRM_CUDA_F32_ATTENTION=fused`, read once.
+fn fused_cuda_f32() -> bool {
+    static FUSED: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *FUSED.get_or_init(|| {
+        std::env::var("HRM_CUDA_F32_ATTENTION").is_ok_and(|v| v.eq_ignore_ascii_case("fused"))
+    })
 }
 
 /// Whether the attention core runs on float32 copies: bfloat16 on the CPU, recording a graph.
@@ -144,6 +180,53 @@ mod tests {
             .abs()
             .max()
             .double_value(&[])
+    }
+
+    #[test]
+    fn only_float32_on_cuda_takes_the_math_backend_unless_fused_is_asked_for() {
+        let cuda = tch::Device::Cuda(0);
+        assert!(uses_math_core(Kind::Float, cuda, false));
+        assert!(!uses_math_core(Kind::Float, cuda, true));
+        assert!(!uses_math_core(Kind::BFloat16, cuda, false));
+        assert!(!uses_math_core(Kind::Float, tch::Device::Cpu, false));
+    }
+
+    #[test]
+    fn the_math_backend_gives_sdpas_output_and_gradients() {
+        // The call CUDA float32 makes, run on the CPU against SDPA's fused CPU kernel.
+        tch::manual_seed(3);
+        let make = || Tensor::randn([2, 4, 11, 8], (Kind::Float, tch::Device::Cpu));
+        let (q, k, v) = (make(), make(), make());
+        let run = |math: bool| {
+            let (q, k, v) = (
+                q.copy().set_requires_grad(true),
+                k.copy().set_requires_grad(true),
+                v.copy().set_requires_grad(true),
+            );
+            let out = if math {
+                Tensor::internal_scaled_dot_product_attention_math(
+                    &q,
+                    &k,
+                    &v,
+                    None::<Tensor>,
+                    0.0,
+                    false,
+                    None::<Tensor>,
+                    None,
+                    false,
+                )
+                .0
+            } else {
+                sdpa(&q, &k, &v)
+            };
+            (out.square().sum(Kind::Float)).backward();
+            (out.detach(), q.grad(), k.grad(), v.grad())
+        };
+        let (a, b) = (run(true), run(false));
+        assert!(max_abs_diff(&a.0, &b.0) < 1e-5);
+        assert!(max_abs_diff(&a.1, &b.1) < 1e-4);
+        assert!(max_abs_diff(&a.2, &b.2) < 1e-4);
+        assert!(max_abs_diff(&a.3, &b.3) < 1e-4);
     }
 
     #[test]

@@ -109,7 +109,7 @@ pub struct BenchSetup {
     pub config: HrmConfig,
     /// The model.
     pub model: Hrm,
-    /// A random batch of `preset.batch_size()` rows on the model's device.
+    /// A random batch of [`BenchSetup::batch_size`] rows on the model's device.
     pub batch: ActBatch,
     /// The reference's loss head (stablemax, Q weight 0.5).
     pub head: LossHead,
@@ -131,15 +131,33 @@ impl BenchSetup {
         device: Device,
         seed: i64,
     ) -> Result<Self> {
+        Self::with_batch_size(preset, dtype, device, seed, preset.batch_size())
+    }
+
+    /// As [`BenchSetup::new`] with `batch_size` rows instead of the preset's own batch size:
+    /// a GPU is measured at the batch it is trained with (the reference's Sudoku run uses 768),
+    /// where the preset's small CPU batches only time kernel launches.
+    ///
+    /// # Errors
+    /// When `batch_size` is not positive, or the model or the optimiser cannot be built.
+    pub fn with_batch_size(
+        preset: BenchPreset,
+        dtype: ForwardDtype,
+        device: Device,
+        seed: i64,
+        batch_size: i64,
+    ) -> Result<Self> {
+        if batch_size < 1 {
+            return Err(TrainError::Config {
+                key: "batch_size".into(),
+                reason: format!("the bench batch size must be at least 1, got {batch_size}"),
+            });
+        }
         let mut config = preset.config();
         config.forward_dtype = dtype;
         tch::manual_seed(seed);
         let model = Hrm::new(&config, device)?;
-        let (b, s, v) = (
-            preset.batch_size(),
-            config.seq_len as i64,
-            config.vocab_size as i64,
-        );
+        let (b, s, v) = (batch_size, config.seq_len as i64, config.vocab_size as i64);
         let batch = ActBatch {
             inputs: Tensor::randint_low(1, v, [b, s], (Kind::Int64, device)),
             labels: Tensor::randint_low(1, v, [b, s], (Kind::Int64, device)),
@@ -167,7 +185,7 @@ impl BenchSetup {
 
     /// Rows per step.
     pub fn batch_size(&self) -> i64 {
-        self.preset.batch_size()
+        self.batch.inputs.size()[0]
     }
 
     /// The model's device.
@@ -228,6 +246,29 @@ impl BenchSetup {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_chosen_batch_size_replaces_the_presets_and_zero_is_refused() {
+        let mut setup = BenchSetup::with_batch_size(
+            BenchPreset::Tiny,
+            ForwardDtype::Float32,
+            Device::Cpu,
+            0,
+            3,
+        )
+        .expect("bench setup");
+        assert_eq!(setup.batch_size(), 3);
+        assert_eq!(setup.batch.labels.size(), [3, setup.config.seq_len as i64]);
+        setup.train_step().expect("a training step at batch 3");
+        let zero = BenchSetup::with_batch_size(
+            BenchPreset::Tiny,
+            ForwardDtype::Float32,
+            Device::Cpu,
+            0,
+            0,
+        );
+        assert!(matches!(zero, Err(TrainError::Config { ref key, .. }) if key == "batch_size"));
+    }
 
     #[test]
     fn names_round_trip_and_unknown_ones_are_errors() {

@@ -43,6 +43,10 @@ pub struct BenchArgs {
     /// Time the training step without the optimisers (forward, Q-target pass, loss, backward).
     #[arg(long)]
     pub no_optim: bool,
+    /// Rows per step instead of the preset's batch (a GPU is best timed at the batch it trains
+    /// with, e.g. 768 for the reference's Sudoku run).
+    #[arg(long)]
+    pub batch_size: Option<i64>,
     /// Seed of the random model and batch.
     #[arg(long, default_value_t = 0)]
     pub seed: i64,
@@ -58,7 +62,8 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
     let device = parse_device(&args.device)?;
     anyhow::ensure!(args.steps > 0, "--steps must be at least 1");
     super::set_threads(args.threads)?;
-    let mut setup = BenchSetup::new(preset, dtype, device, args.seed)
+    let batch_size = args.batch_size.unwrap_or(preset.batch_size());
+    let mut setup = BenchSetup::with_batch_size(preset, dtype, device, args.seed, batch_size)
         .with_context(|| format!("building the {preset} model"))?;
     let b = setup.batch_size();
     println!(
