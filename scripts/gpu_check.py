@@ -329,26 +329,25 @@ def main():
                 f"| {ratio(ev, re_ev)} | {ratio(ev, rc_ev)} |")
         return rows
 
+    def time_reference(spec, dtype, mode):
+        tr, ev, why = reference_bench(args.python, args.reference, spec, dtype, args.device,
+                                      args.steps, args.threads, mode == "compile")
+        res[(spec, dtype)][mode] = (tr, ev)
+        if why:
+            notes.append(f"reference {mode} {spec} {dtype}: {why}")
+
     for spec, dtype in settings:
         tr, ev, why = hrm_bench(args.hrm, spec, dtype, args.device, args.steps, args.threads)
         res[(spec, dtype)]["hrm"] = (tr, ev)
         if why:
             notes.append(f"hrm bench {spec} {dtype}: {why}")
         if args.reference:
-            re_tr, re_ev, why = reference_bench(args.python, args.reference, spec, dtype,
-                                                args.device, args.steps, args.threads, False)
-            res[(spec, dtype)]["eager"] = (re_tr, re_ev)
-            if why:
-                notes.append(f"reference eager {spec} {dtype}: {why}")
+            time_reference(spec, dtype, "eager")
         sections["speed"] = speed_rows()
         emit()
     if args.reference and not args.no_compile:
         for spec, dtype in reversed(settings):  # the largest settings first
-            rc_tr, rc_ev, why = reference_bench(args.python, args.reference, spec, dtype,
-                                                args.device, args.steps, args.threads, True)
-            res[(spec, dtype)]["compile"] = (rc_tr, rc_ev)
-            if why:
-                notes.append(f"reference compile {spec} {dtype}: {why}")
+            time_reference(spec, dtype, "compile")
             sections["speed"] = speed_rows()
             emit()
     if not args.reference:

@@ -118,20 +118,28 @@ fn sdpa(q: &Tensor, k: &Tensor, v: &Tensor) -> Tensor {
         // at eval step 4 of `trm_attn_rope`; 0.18 with this path). The math backend is two
         // IEEE float32 cuBLAS products around a softmax. Its cost, same H200: -5 % train at
         // batch 768, -35 % at batch 32 (launch-bound); bfloat16 keeps the fused kernels.
-        let (out, _probs) = Tensor::internal_scaled_dot_product_attention_math(
-            q,
-            k,
-            v,
-            None::<Tensor>,
-            0.0,
-            false,
-            None::<Tensor>,
-            None,
-            false,
-        );
-        return out;
+        return math_sdpa(q, k, v);
     }
     Tensor::scaled_dot_product_attention(q, k, v, None::<Tensor>, 0.0, false, None, false)
+}
+
+/// Libtorch's math backend of SDPA (matmul, softmax, matmul), non-causal, no dropout.
+///
+/// # Shapes
+/// `q, k, v: [b, nh, s, d]` -> `[b, nh, s, d]`.
+fn math_sdpa(q: &Tensor, k: &Tensor, v: &Tensor) -> Tensor {
+    let (out, _probs) = Tensor::internal_scaled_dot_product_attention_math(
+        q,
+        k,
+        v,
+        None::<Tensor>,
+        0.0,
+        false,
+        None::<Tensor>,
+        None,
+        false,
+    );
+    out
 }
 
 /// Whether attention runs through libtorch's math backend: float32 on CUDA, unless
@@ -204,18 +212,7 @@ mod tests {
                 v.copy().set_requires_grad(true),
             );
             let out = if math {
-                Tensor::internal_scaled_dot_product_attention_math(
-                    &q,
-                    &k,
-                    &v,
-                    None::<Tensor>,
-                    0.0,
-                    false,
-                    None::<Tensor>,
-                    None,
-                    false,
-                )
-                .0
+                math_sdpa(&q, &k, &v)
             } else {
                 sdpa(&q, &k, &v)
             };
