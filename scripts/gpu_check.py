@@ -17,7 +17,8 @@ The table is rewritten to `--out` after each part, so a run stopped early still 
 `--logs DIR` keeps every command's output and both training runs' metrics.
 
 It needs no cargo and no network: build `hrm` in release mode elsewhere, copy it (stripped) with
-this checkout, and point `--hrm` at it. Without a GPU, `--device cpu` runs the same steps on the
+this checkout, and point `--hrm` at it; `hrm` runs on the libtorch of `--python`'s torch (its
+`torch/lib` is put first in `LD_LIBRARY_PATH`). Without a GPU, `--device cpu` runs the same steps on the
 CPU, which shows the script works end to end.
 
     python3 scripts/gpu_check.py --hrm target/release/hrm --device cuda \\
@@ -230,11 +231,20 @@ def main():
     ap.add_argument("--out", help="also write the table (markdown) to this file, after each part")
     args = ap.parse_args()
 
-    t0 = time.time()
-    DEADLINE = t0 + args.budget_seconds
     if args.logs:
         LOGS = Path(args.logs)
         LOGS.mkdir(parents=True, exist_ok=True)
+    # `hrm` links libtorch dynamically and its rpath names the build machine's copy: give it the
+    # libtorch of the python that times the reference here (both must be torch 2.11).
+    rc, out, _ = run([args.python, "-c", "import torch, os; print(os.path.dirname(torch.__file__))"],
+                     timeout=120, label="torch-lib")
+    if rc == 0 and out.strip():
+        lib = str(Path(out.strip().splitlines()[-1]) / "lib")
+        os.environ["LD_LIBRARY_PATH"] = os.pathsep.join(
+            [lib] + [p for p in os.environ.get("LD_LIBRARY_PATH", "").split(os.pathsep) if p])
+
+    t0 = time.time()
+    DEADLINE = t0 + args.budget_seconds
     if not Path(args.hrm).is_absolute():
         args.hrm = str(Path(args.hrm).resolve())
     work = Path(tempfile.mkdtemp(prefix="hrm-gpu-check-"))
