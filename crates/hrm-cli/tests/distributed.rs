@@ -86,15 +86,10 @@ fn setup(dir: &Path, exploration: f64, epochs: u32) -> PathBuf {
 }
 
 /// What every `hrm train` worker of these tests gets after the config and the run directory.
-const WORKER_ARGS: [&str; 7] = [
-    "--device",
-    "cpu",
-    "--threads",
-    "1",
-    "--no-progress",
-    "--dist-timeout",
-    "30",
-];
+const WORKER_ARGS: [&str; 5] = ["--device", "cpu", "--threads", "1", "--no-progress"];
+
+/// The collectives' timeout of the runs that are meant to finish.
+const FINISHING_TIMEOUT: [&str; 2] = ["--dist-timeout", "30"];
 
 /// `hrm train CFG --run-dir RUN`, to be completed with flags.
 fn train_command(cfg: &Path, run: &Path) -> Command {
@@ -107,6 +102,7 @@ fn train(cfg: &Path, run: &Path, extra: &[&str]) -> Output {
     ok(
         train_command(cfg, run)
             .args(WORKER_ARGS)
+            .args(FINISHING_TIMEOUT)
             .args(extra)
             .output()
             .expect("hrm train"),
@@ -196,15 +192,8 @@ fn a_worker_that_dies_stops_the_other_with_its_rank_named() {
     let port = hrm_cli::launch::free_port().expect("port");
     let spawn = |rank: usize| {
         train_command(&cfg, &tmp.path().join("run"))
-            .args([
-                "--device",
-                "cpu",
-                "--threads",
-                "1",
-                "--no-progress",
-                "--dist-timeout",
-                "20",
-            ])
+            .args(WORKER_ARGS)
+            .args(["--dist-timeout", "20"])
             .envs(hrm_cli::launch::worker_env(rank, 2, port))
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
@@ -307,6 +296,7 @@ fn torchrun_launches_the_same_run() {
         .arg("--run-dir")
         .arg(&run)
         .args(WORKER_ARGS)
+        .args(FINISHING_TIMEOUT)
         .env("OMP_NUM_THREADS", "1")
         .output()
         .expect("torchrun");
