@@ -7,6 +7,7 @@
 use tch::{nn, Tensor};
 
 use crate::attention::Attention;
+use crate::fused;
 use crate::rms_norm::rms_norm;
 use crate::rope::Rope;
 use crate::swiglu::SwiGlu;
@@ -48,8 +49,19 @@ impl Block {
     /// # Shapes
     /// `h: [b, T, H]` -> `[b, T, H]`.
     pub fn forward(&self, h: &Tensor, rope: Option<&Rope>) -> Tensor {
-        let h = rms_norm(&residual(self.self_attn.forward(h, rope), h), self.eps);
-        rms_norm(&residual(self.mlp.forward(&h), &h), self.eps)
+        let h = residual_norm(self.self_attn.forward(h, rope), h, self.eps);
+        residual_norm(self.mlp.forward(&h), &h, self.eps)
+    }
+}
+
+/// `rms_norm(sublayer_out + h)`, in one fused pass for bfloat16 on the CPU without a graph.
+///
+/// # Shapes
+/// `sublayer_out, h: [b, T, H]` -> `[b, T, H]`.
+pub(crate) fn residual_norm(sublayer_out: Tensor, h: &Tensor, eps: f64) -> Tensor {
+    match fused::add_rms_norm(&sublayer_out, h, eps) {
+        Some(out) => out,
+        None => rms_norm(&residual(sublayer_out, h), eps),
     }
 }
 

@@ -38,7 +38,11 @@ pub mod cast_cache;
 pub mod config;
 pub mod direct;
 pub mod embedding;
+// The FFI boundary to the fused C++ kernels needs `unsafe` to call them with tch's raw tensor
+// handles; it is allowed in that module and nowhere else.
 pub mod error;
+#[allow(unsafe_code)]
+mod fused;
 pub mod heads;
 pub mod hrm;
 pub mod init;

@@ -7,6 +7,8 @@
 
 use tch::{Device, Kind, Tensor};
 
+use crate::fused;
+
 /// Precomputed `cos` and `sin` tables, `[T, d]` float32, and their copies in the forward dtypes.
 #[derive(Debug)]
 pub struct Rope {
@@ -43,16 +45,21 @@ impl Rope {
 
     /// Rotates queries or keys: `x * cos + rotate_half(x) * sin`.
     ///
-    /// Float32 input is computed as the reference does, bit for bit. bfloat16 input stays in
-    /// bfloat16 with bfloat16 tables (each op computes in float32 and rounds its result), where
-    /// the reference casts to float32 and back around the same formula: three roundings instead
-    /// of one, and two casts (two passes over `x` and two temporaries) fewer. Other dtypes go
-    /// through float32.
+    /// Float32 input is computed as the reference does, bit for bit. bfloat16 input on the CPU
+    /// without a graph too: a fused kernel reads it into float32, applies the same formula and
+    /// rounds once, as the reference's casts around it do. bfloat16 input with a graph, or on
+    /// another device, stays in bfloat16 with bfloat16 tables (each op computes in float32 and
+    /// rounds its result): three roundings instead of one, and two casts (two passes over `x`
+    /// and two temporaries) fewer. Other dtypes go through float32.
     ///
     /// # Shapes
     /// `x: [b, s, nh, d]` with `s <= T` -> same shape and dtype.
     pub fn apply(&self, x: &Tensor) -> Tensor {
         let kind = x.kind();
+        let (_, cos32, sin32) = &self.tables[0];
+        if let Some(out) = fused::rope(x, cos32, sin32) {
+            return out; // bfloat16 without a graph: the float32 formula in one pass
+        }
         let Some((_, cos, sin)) = self.tables.iter().find(|(k, _, _)| *k == kind) else {
             let (_, cos, sin) = &self.tables[0];
             return rotate(&x.to_kind(Kind::Float), cos, sin).to_kind(kind);

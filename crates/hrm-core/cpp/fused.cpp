@@ -1,0 +1,290 @@
+// hrm-core's fused CPU kernels for the bfloat16 forward without a graph: residual sum plus
+// RMSNorm, SiLU(gate) * up, and RoPE, each one pass over memory where libtorch runs two to six
+// separate kernels (each a full pass, a temporary and a fork/join of the OpenMP team).
+//
+// Parallelism: the rows are handed to libtorch's own TensorIterator::for_each, so they run on
+// libtorch's OpenMP team. A second thread pool (rayon, or an OpenMP runtime of our own) would
+// fight that team's spinning threads for the same cores.
+//
+// Vectorisation: the row loops are plain float arithmetic that GCC vectorises, compiled three
+// times (x86-64-v4 = AVX-512, v3 = AVX2, baseline) and picked at load time by the CPU.
+// `-ffp-contract=off` (build.rs) keeps `a * b + c * d` as two roundings, as libtorch computes
+// it, so RoPE is bit for bit the reference's float32 formula.
+//
+// Every entry point catches every exception and returns a status with the message, instead of
+// unwinding into Rust.
+#include "fused.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+#include <exception>
+#include <stdexcept>
+#include <string>
+
+#include <ATen/ATen.h>
+#include <ATen/TensorIterator.h>
+
+#if defined(__x86_64__) && defined(__linux__) && defined(__GNUC__) && !defined(__clang__)
+#define HRM_ROW_KERNEL \
+  __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
+#else
+#define HRM_ROW_KERNEL
+#endif
+
+namespace {
+
+// bfloat16 is the upper half of a float32.
+inline float bf16_to_f32(uint16_t b) {
+  uint32_t u = static_cast<uint32_t>(b) << 16;
+  float f;
+  std::memcpy(&f, &u, sizeof f);
+  return f;
+}
+
+// Round to nearest even, NaN to the canonical quiet NaN: c10::BFloat16's conversion.
+inline uint16_t f32_to_bf16(float f) {
+  uint32_t u;
+  std::memcpy(&u, &f, sizeof u);
+  uint32_t rounded = (u + 0x7fffu + ((u >> 16) & 1u)) >> 16;
+  return f != f ? uint16_t{0x7fc0} : static_cast<uint16_t>(rounded);
+}
+
+// exp(x) in float32 (Cody-Waite reduction and a degree-6 polynomial, within 2 ulp of the
+// exact value), branch free so that it vectorises. Above 88.7228 it is +inf and NaN stays NaN,
+// as libtorch's exp; below -86 it returns exp(-86), where libtorch goes on into subnormals:
+// no difference for SiLU, where it is added to 1.
+inline float exp_f32(float x) {
+  float xc = x < -86.0f ? -86.0f : x;
+  xc = xc > 88.72283f ? 88.72283f : xc;
+  // n = round(x / ln 2) by the 1.5 * 2^23 trick (rounds to nearest in the float unit).
+  const float shifter = 12582912.0f;
+  float t = xc * 1.44269504088896341f + shifter;
+  float n = t - shifter;
+  uint32_t t_bits;
+  std::memcpy(&t_bits, &t, sizeof t_bits);
+  int32_t ni = static_cast<int32_t>(t_bits) - 0x4b400000;
+  float r = xc - n * 0.693359375f;
+  r = r - n * -2.12194440e-4f;
+  float p = 1.9875691500e-4f;
+  p = p * r + 1.3981999507e-3f;
+  p = p * r + 8.3334519073e-3f;
+  p = p * r + 4.1665795894e-2f;
+  p = p * r + 1.6666665459e-1f;
+  p = p * r + 5.0000001201e-1f;
+  float y = p * (r * r) + r + 1.0f;
+  // 2^n as 2^(n-1) * 2, so that n = 128 (x next to the overflow bound) stays finite.
+  uint32_t half_scale_bits = static_cast<uint32_t>(ni + 126) << 23;
+  float half_scale;
+  std::memcpy(&half_scale, &half_scale_bits, sizeof half_scale);
+  float e = y * half_scale * 2.0f;
+  return x > 88.72283f ? INFINITY : e;
+}
+
+// out[i] = bf16(bf16(silu(gate[i])) * up[i]): libtorch's `silu(gate) * up` in bfloat16, whose
+// two kernels each round their result.
+HRM_ROW_KERNEL void silu_mul_row(const uint16_t* gate, const uint16_t* up, uint16_t* out,
+                                 int64_t n) {
+  for (int64_t i = 0; i < n; ++i) {
+    float g = bf16_to_f32(gate[i]);
+    float s = bf16_to_f32(f32_to_bf16(g / (1.0f + exp_f32(-g))));
+    out[i] = f32_to_bf16(s * bf16_to_f32(up[i]));
+  }
+}
+
+// out = rms_norm(bf16(a + h)): the bfloat16 residual sum (rounded, as libtorch's add), its
+// mean square in float32, and the float32 product rounded once.
+HRM_ROW_KERNEL void add_rms_norm_row(const uint16_t* a, const uint16_t* h, uint16_t* out,
+                                     int64_t n, float eps) {
+  constexpr int kLanes = 16;
+  float lanes[kLanes] = {};
+  int64_t i = 0;
+  for (; i + kLanes <= n; i += kLanes) {
+    for (int l = 0; l < kLanes; ++l) {
+      float s = bf16_to_f32(f32_to_bf16(bf16_to_f32(a[i + l]) + bf16_to_f32(h[i + l])));
+      lanes[l] += s * s;
+    }
+  }
+  float tail = 0.0f;
+  for (; i < n; ++i) {
+    float s = bf16_to_f32(f32_to_bf16(bf16_to_f32(a[i]) + bf16_to_f32(h[i])));
+    tail += s * s;
+  }
+  for (int width = kLanes / 2; width > 0; width /= 2) {
+    for (int l = 0; l < width; ++l) lanes[l] += lanes[l + width];
+  }
+  float mean = (lanes[0] + tail) / static_cast<float>(n);
+  float inv_rms = 1.0f / std::sqrt(mean + eps);
+  for (int64_t j = 0; j < n; ++j) {
+    float s = bf16_to_f32(f32_to_bf16(bf16_to_f32(a[j]) + bf16_to_f32(h[j])));
+    out[j] = f32_to_bf16(s * inv_rms);
+  }
+}
+
+// out = bf16(x * cos + roll(x, d/2) * sin_signed) in float32: the reference's
+// `q * cos + rotate_half(q) * sin` on float32 copies, cast back once (sin_signed = [-sin1, sin2]
+// makes the rolled product equal rotate_half's exactly).
+HRM_ROW_KERNEL void rope_row(const uint16_t* x, const float* cos, const float* sin_signed,
+                             uint16_t* out, int64_t d) {
+  int64_t half = d / 2;
+  for (int64_t j = 0; j < half; ++j) {
+    float a = bf16_to_f32(x[j]) * cos[j];
+    float b = bf16_to_f32(x[j + half]) * sin_signed[j];
+    out[j] = f32_to_bf16(a + b);
+  }
+  for (int64_t j = half; j < d; ++j) {
+    float a = bf16_to_f32(x[j]) * cos[j];
+    float b = bf16_to_f32(x[j - half]) * sin_signed[j];
+    out[j] = f32_to_bf16(a + b);
+  }
+}
+
+// Rows per task: about libtorch's grain of 32768 elements.
+int64_t grain_rows(int64_t row_len) {
+  return row_len > 0 ? std::max<int64_t>(1, 32768 / row_len) : 1;
+}
+
+// Runs `row(ptrs)` for every row on libtorch's thread team. Each operand is a view holding the
+// first element of every row (same shape for all, broadcast by zero strides where a table is
+// shared), so the iterator's pointers are row starts.
+template <int N, typename Row>
+void for_each_row(const at::Tensor& out_rows, const at::Tensor* inputs, int64_t row_len,
+                  const Row& row) {
+  at::TensorIteratorConfig config;
+  config.set_check_mem_overlap(false).check_all_same_dtype(false).resize_outputs(false);
+  config.add_output(out_rows);
+  for (int k = 0; k < N; ++k) config.add_const_input(inputs[k]);
+  at::TensorIterator iter = config.build();
+  if (iter.numel() == 0) return;
+  iter.for_each(
+      [&](char** data, const int64_t* strides, int64_t size0, int64_t size1) {
+        char* ptrs[N + 1];
+        for (int64_t outer = 0; outer < size1; ++outer) {
+          for (int64_t inner = 0; inner < size0; ++inner) {
+            for (int k = 0; k <= N; ++k) {
+              ptrs[k] = data[k] + inner * strides[k] + outer * strides[N + 1 + k];
+            }
+            row(ptrs);
+          }
+        }
+      },
+      grain_rows(row_len));
+}
+
+void check(bool ok, const char* what) {
+  if (!ok) throw std::invalid_argument(what);
+}
+
+int fail(const char* message, char* err, size_t len) {
+  if (err != nullptr && len > 0) {
+    std::strncpy(err, message, len - 1);
+    err[len - 1] = '\0';
+  }
+  return 1;
+}
+
+template <typename F>
+int guarded(F&& f, char* err, size_t len) {
+  try {
+    f();
+    return 0;
+  } catch (const c10::Error& e) {
+    return fail(e.what_without_backtrace(), err, len);
+  } catch (const std::exception& e) {
+    return fail(e.what(), err, len);
+  } catch (...) {
+    return fail("unknown C++ exception", err, len);
+  }
+}
+
+bool is_cpu_bf16(const at::Tensor& t) {
+  return t.defined() && t.device().is_cpu() && t.scalar_type() == at::kBFloat16;
+}
+
+}  // namespace
+
+extern "C" int hrm_fused_silu_mul_bf16(const void* gate_up_ptr, void* out_ptr, char* err,
+                                       size_t len) {
+  return guarded(
+      [&] {
+        const at::Tensor& gate_up = *static_cast<const at::Tensor*>(gate_up_ptr);
+        at::Tensor& out = *static_cast<at::Tensor*>(out_ptr);
+        check(is_cpu_bf16(gate_up) && is_cpu_bf16(out), "silu_mul: CPU bfloat16 tensors only");
+        check(gate_up.is_contiguous() && out.is_contiguous(), "silu_mul: contiguous only");
+        int64_t inter = out.dim() > 0 ? out.size(-1) : 0;
+        check(gate_up.dim() == out.dim() && gate_up.size(-1) == 2 * inter &&
+                  gate_up.numel() == 2 * out.numel(),
+              "silu_mul: gate_up must be [..., 2I] for an output of [..., I]");
+        if (out.numel() == 0) return;
+        at::Tensor gu_rows = gate_up.view({-1, 2 * inter});
+        at::Tensor out_rows = out.view({-1, inter});
+        at::Tensor inputs[1] = {gu_rows.select(1, 0)};
+        for_each_row<1>(out_rows.select(1, 0), inputs, 3 * inter, [inter](char** p) {
+          const auto* gu = reinterpret_cast<const uint16_t*>(p[1]);
+          silu_mul_row(gu, gu + inter, reinterpret_cast<uint16_t*>(p[0]), inter);
+        });
+      },
+      err, len);
+}
+
+extern "C" int hrm_fused_add_rms_norm_bf16(const void* a_ptr, const void* h_ptr, void* out_ptr,
+                                           double eps, char* err, size_t len) {
+  return guarded(
+      [&] {
+        const at::Tensor& a = *static_cast<const at::Tensor*>(a_ptr);
+        const at::Tensor& h = *static_cast<const at::Tensor*>(h_ptr);
+        at::Tensor& out = *static_cast<at::Tensor*>(out_ptr);
+        check(is_cpu_bf16(a) && is_cpu_bf16(h) && is_cpu_bf16(out),
+              "add_rms_norm: CPU bfloat16 tensors only");
+        check(a.is_contiguous() && h.is_contiguous() && out.is_contiguous(),
+              "add_rms_norm: contiguous only");
+        check(a.sizes() == h.sizes() && a.sizes() == out.sizes() && a.dim() > 0,
+              "add_rms_norm: a, h and out must have one shape");
+        int64_t n = a.size(-1);
+        if (out.numel() == 0) return;
+        at::Tensor inputs[2] = {a.view({-1, n}).select(1, 0), h.view({-1, n}).select(1, 0)};
+        float eps32 = static_cast<float>(eps);
+        for_each_row<2>(out.view({-1, n}).select(1, 0), inputs, 3 * n, [n, eps32](char** p) {
+          add_rms_norm_row(reinterpret_cast<const uint16_t*>(p[1]),
+                           reinterpret_cast<const uint16_t*>(p[2]),
+                           reinterpret_cast<uint16_t*>(p[0]), n, eps32);
+        });
+      },
+      err, len);
+}
+
+extern "C" int hrm_fused_rope_bf16(const void* x_ptr, const void* cos_ptr, const void* sin_ptr,
+                                   void* out_ptr, char* err, size_t len) {
+  return guarded(
+      [&] {
+        const at::Tensor& x = *static_cast<const at::Tensor*>(x_ptr);       // [b, s, nh, d]
+        const at::Tensor& cos = *static_cast<const at::Tensor*>(cos_ptr);   // [T, d] f32
+        const at::Tensor& sin = *static_cast<const at::Tensor*>(sin_ptr);   // [T, d] f32
+        at::Tensor& out = *static_cast<at::Tensor*>(out_ptr);               // [b, s, nh, d]
+        check(is_cpu_bf16(x) && is_cpu_bf16(out), "rope: CPU bfloat16 x and out only");
+        check(cos.device().is_cpu() && sin.device().is_cpu() &&
+                  cos.scalar_type() == at::kFloat && sin.scalar_type() == at::kFloat,
+              "rope: CPU float32 tables only");
+        check(x.dim() == 4 && out.sizes() == x.sizes() && out.is_contiguous(),
+              "rope: x and out must be one [b, s, nh, d] shape, out contiguous");
+        int64_t s = x.size(1), d = x.size(3);
+        check(d % 2 == 0 && x.stride(3) == 1, "rope: even head_dim, unit stride along it");
+        check(cos.dim() == 2 && sin.sizes() == cos.sizes() && cos.size(0) >= s &&
+                  cos.size(1) == d && cos.is_contiguous() && sin.is_contiguous(),
+              "rope: tables must be contiguous [T >= s, d]");
+        if (out.numel() == 0) return;
+        auto rows_of = [](const at::Tensor& t) { return t.select(3, 0); };  // [b, s, nh]
+        // [s] row starts of the tables, broadcast over batch and heads.
+        auto table_rows = [&](const at::Tensor& t) {
+          return t.narrow(0, 0, s).select(1, 0).unsqueeze(0).unsqueeze(2).expand(
+              {x.size(0), s, x.size(2)});
+        };
+        at::Tensor inputs[3] = {rows_of(x), table_rows(cos), table_rows(sin)};
+        for_each_row<3>(rows_of(out), inputs, 3 * d, [d](char** p) {
+          rope_row(reinterpret_cast<const uint16_t*>(p[1]), reinterpret_cast<const float*>(p[2]),
+                   reinterpret_cast<const float*>(p[3]), reinterpret_cast<uint16_t*>(p[0]), d);
+        });
+      },
+      err, len);
+}

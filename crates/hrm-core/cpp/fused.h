@@ -1,0 +1,27 @@
+// hrm-core's fused CPU kernels (fused.cpp), called from src/fused.rs.
+//
+// Tensor arguments are tch's raw handles (`at::Tensor*`). Each function returns 0 on success,
+// or 1 with a NUL-terminated message in `err` (at most `len` bytes); no C++ exception crosses.
+#pragma once
+
+#include <stddef.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+// out[..., I] = silu(gate_up[..., :I]) * gate_up[..., I:], bfloat16, contiguous.
+int hrm_fused_silu_mul_bf16(const void* gate_up, void* out, char* err, size_t len);
+
+// out = rms_norm(a + h, eps) over the last axis, bfloat16, contiguous, one shape.
+int hrm_fused_add_rms_norm_bf16(const void* a, const void* h, void* out, double eps, char* err,
+                                size_t len);
+
+// out[b, s, nh, d] = x * cos[s] + roll(x, d/2) * sin_signed[s]; x bfloat16 (unit stride along
+// d), tables float32 [T, d], out bfloat16 contiguous.
+int hrm_fused_rope_bf16(const void* x, const void* cos, const void* sin_signed, void* out,
+                        char* err, size_t len);
+
+#ifdef __cplusplus
+}
+#endif

@@ -1,0 +1,287 @@
+//! Fused CPU kernels for the bfloat16 forward without a graph (`cpp/fused.cpp`): the residual
+//! sum with RMSNorm, `silu(gate) * up`, and RoPE, each in one pass over memory.
+//!
+//! Why: most of an HRM training step is forward work without a graph (every H/L update but the
+//! last two, the whole Q-target pass, all of evaluation), and in bfloat16 on the CPU the
+//! elementwise kernels between the GEMMs are a large share of it: libtorch runs the residual
+//! sum and RMSNorm as six kernels, SiLU and the gated product as two, RoPE as three, each a
+//! pass over memory, a temporary and a fork/join of the thread team. Calls that record a graph
+//! keep libtorch's ops, whose backward autograd provides.
+//!
+//! Each function returns `None` where it does not apply (another device or dtype, a tensor
+//! that requires grad, an unsupported layout) and the caller runs libtorch's ops instead.
+//! `HRM_FUSED=off` turns them all off, to time or compare against libtorch's ops.
+//!
+//! Numerics: RoPE is the reference's float32 formula rounded once, bit for bit; the residual
+//! sum rounds to bfloat16 as libtorch's `add` does, and RMSNorm and `silu(gate) * up` round
+//! where libtorch's kernels round. The float32 sum of squares runs in another order, and
+//! `exp` inside SiLU is a polynomial within 2 ulp of libtorch's, so a result may differ from
+//! libtorch's in the last bfloat16 bit where a float32 value lies next to a rounding boundary.
+//!
+//! This is the only module of the crate that uses `unsafe`: calling the C functions and
+//! handing them tch's raw `at::Tensor*` handles cannot be written without it. The C++ side
+//! catches every exception and returns a status with a message.
+
+use std::ffi::{c_char, c_int, c_void, CStr};
+use std::sync::OnceLock;
+
+use tch::{Device, Kind, Tensor};
+
+extern "C" {
+    fn hrm_fused_silu_mul_bf16(
+        gate_up: *const c_void,
+        out: *mut c_void,
+        err: *mut c_char,
+        len: usize,
+    ) -> c_int;
+    fn hrm_fused_add_rms_norm_bf16(
+        a: *const c_void,
+        h: *const c_void,
+        out: *mut c_void,
+        eps: f64,
+        err: *mut c_char,
+        len: usize,
+    ) -> c_int;
+    fn hrm_fused_rope_bf16(
+        x: *const c_void,
+        cos: *const c_void,
+        sin_signed: *const c_void,
+        out: *mut c_void,
+        err: *mut c_char,
+        len: usize,
+    ) -> c_int;
+}
+
+/// Whether the fused kernels are used: on unless `HRM_FUSED` is `off`, `0` or `false` (read
+/// once per process).
+pub fn enabled() -> bool {
+    static ON: OnceLock<bool> = OnceLock::new();
+    *ON.get_or_init(|| {
+        !matches!(
+            std::env::var("HRM_FUSED").as_deref(),
+            Ok("off" | "0" | "false")
+        )
+    })
+}
+
+/// A CPU bfloat16 tensor outside any graph.
+fn applies(t: &Tensor) -> bool {
+    t.device() == Device::Cpu && t.kind() == Kind::BFloat16 && !t.requires_grad()
+}
+
+/// Runs one kernel and turns its status into `Some(out)`, or `None` after a failure. A failure
+/// means the checks here let through something the kernel refused: a bug, so debug builds
+/// (the tests) stop on it, while release builds fall back to libtorch's ops.
+fn finish(out: Tensor, call: impl FnOnce(*mut c_char, usize) -> c_int) -> Option<Tensor> {
+    let mut err = [0 as c_char; 512];
+    if call(err.as_mut_ptr(), err.len()) == 0 {
+        return Some(out);
+    }
+    // Safety: the kernel wrote a NUL-terminated message of at most `err.len()` bytes.
+    let message = unsafe { CStr::from_ptr(err.as_ptr()) };
+    debug_assert!(false, "fused kernel refused its input: {message:?}");
+    None
+}
+
+/// `silu(u[..., :I]) * u[..., I:]`, as libtorch computes it in bfloat16.
+///
+/// # Shapes
+/// `gate_up: [..., 2I]` contiguous -> `[..., I]`.
+pub(crate) fn silu_mul(gate_up: &Tensor) -> Option<Tensor> {
+    let mut size = gate_up.size();
+    let last = *size.last()?;
+    if !enabled() || !applies(gate_up) || !gate_up.is_contiguous() || last % 2 != 0 {
+        return None;
+    }
+    *size.last_mut()? = last / 2;
+    let mut out = Tensor::empty(size, (Kind::BFloat16, Device::Cpu));
+    let (src, dst) = (gate_up.as_ptr().cast::<c_void>(), out.as_mut_ptr().cast());
+    // Safety: both handles are live tensors for the whole call; the kernel checks dtype,
+    // device, contiguity and shapes again, and writes only into `out`.
+    finish(out, |err, len| unsafe {
+        hrm_fused_silu_mul_bf16(src, dst, err, len)
+    })
+}
+
+/// `rms_norm(a + h, eps)` with the sum rounded to bfloat16 first, as `rms_norm(&(a + h))`.
+///
+/// # Shapes
+/// `a, h: [..., n]` contiguous, one shape -> `[..., n]`.
+pub(crate) fn add_rms_norm(a: &Tensor, h: &Tensor, eps: f64) -> Option<Tensor> {
+    let size = a.size();
+    if !enabled()
+        || size.is_empty()
+        || !applies(a)
+        || !applies(h)
+        || h.size() != size
+        || !a.is_contiguous()
+        || !h.is_contiguous()
+    {
+        return None;
+    }
+    let mut out = Tensor::empty(size, (Kind::BFloat16, Device::Cpu));
+    let (pa, ph, dst) = (
+        a.as_ptr().cast::<c_void>(),
+        h.as_ptr().cast::<c_void>(),
+        out.as_mut_ptr().cast(),
+    );
+    // Safety: as in `silu_mul`; the inputs are only read.
+    finish(out, |err, len| unsafe {
+        hrm_fused_add_rms_norm_bf16(pa, ph, dst, eps, err, len)
+    })
+}
+
+/// `x * cos + roll(x, d/2) * sin_signed` over float32 copies of `x`'s rows, rounded once to
+/// bfloat16: the reference's RoPE on bfloat16 queries and keys, bit for bit.
+///
+/// # Shapes
+/// `x: [b, s, nh, d]` (unit stride along `d`), `cos, sin_signed: [T, d]` float32 contiguous
+/// with `T >= s` -> `[b, s, nh, d]` contiguous.
+pub(crate) fn rope(x: &Tensor, cos: &Tensor, sin_signed: &Tensor) -> Option<Tensor> {
+    let size = x.size();
+    let table = cos.size();
+    let fits = size.len() == 4
+        && size[3] % 2 == 0
+        && x.stride()[3] == 1
+        && table.len() == 2
+        && table[0] >= size[1]
+        && table[1] == size[3]
+        && sin_signed.size() == table
+        && [cos, sin_signed]
+            .iter()
+            .all(|t| t.kind() == Kind::Float && t.device() == Device::Cpu && t.is_contiguous());
+    if !enabled() || !applies(x) || !fits {
+        return None;
+    }
+    let mut out = Tensor::empty(size, (Kind::BFloat16, Device::Cpu));
+    let (px, pc, ps, dst) = (
+        x.as_ptr().cast::<c_void>(),
+        cos.as_ptr().cast::<c_void>(),
+        sin_signed.as_ptr().cast::<c_void>(),
+        out.as_mut_ptr().cast(),
+    );
+    // Safety: as in `silu_mul`; the inputs are only read.
+    finish(out, |err, len| unsafe {
+        hrm_fused_rope_bf16(px, pc, ps, dst, err, len)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::rms_norm::rms_norm;
+
+    fn bf16_randn(size: &[i64], scale: f64) -> Tensor {
+        (Tensor::randn(size, (Kind::Float, Device::Cpu)) * scale).to_kind(Kind::BFloat16)
+    }
+
+    /// Elements that differ, and the largest difference in bfloat16 steps of the value.
+    fn mismatches(got: &Tensor, want: &Tensor) -> (i64, f64) {
+        assert_eq!(got.size(), want.size());
+        assert_eq!(got.kind(), Kind::BFloat16);
+        let (g, w) = (got.to_kind(Kind::Float), want.to_kind(Kind::Float));
+        let differ = g.ne_tensor(&w).sum(Kind::Int64).int64_value(&[]);
+        let rel = ((&g - &w).abs() / (w.abs() + 1e-30))
+            .max()
+            .double_value(&[]);
+        (differ, rel * 256.0)
+    }
+
+    #[test]
+    fn silu_mul_matches_libtorch_to_the_last_bit_almost_everywhere() {
+        tch::manual_seed(11);
+        // Large values reach exp's clamps; an odd inner width leaves a vector tail.
+        for (size, scale) in [(vec![3i64, 7, 2 * 200], 3.0), (vec![5, 2 * 37], 40.0)] {
+            let u = bf16_randn(&size, scale);
+            let fused = silu_mul(&u).expect("applies to contiguous CPU bfloat16");
+            let halves = u.split(size[size.len() - 1] / 2, -1);
+            let want = halves[0].silu() * &halves[1];
+            let (differ, steps) = mismatches(&fused, &want);
+            // A differing element is one rounding step away.
+            assert!(
+                differ * 500 <= want.numel() as i64,
+                "{differ} of {}",
+                want.numel()
+            );
+            assert!(steps <= 1.01, "{steps} bfloat16 steps");
+        }
+        // NaN, infinities, zero and the ends of exp's range come out as libtorch's.
+        let gate = [
+            f32::NAN,
+            f32::INFINITY,
+            f32::NEG_INFINITY,
+            0.0,
+            -100.0,
+            100.0,
+            -80.0,
+            80.0,
+        ];
+        let u = Tensor::cat(
+            &[
+                Tensor::from_slice(&gate),
+                Tensor::ones([8], (Kind::Float, Device::Cpu)),
+            ],
+            0,
+        )
+        .to_kind(Kind::BFloat16)
+        .view([1, 16]);
+        let fused = silu_mul(&u).expect("applies");
+        let halves = u.split(8, -1);
+        let want = halves[0].silu() * &halves[1];
+        let sentinel = |t: &Tensor| t.to_kind(Kind::Float).nan_to_num(Some(7.0), None, None);
+        assert!(
+            sentinel(&fused).equal(&sentinel(&want)),
+            "{fused} against {want}"
+        );
+    }
+
+    #[test]
+    fn add_rms_norm_matches_the_unfused_path() {
+        tch::manual_seed(12);
+        for size in [vec![4i64, 9, 256], vec![2, 3, 50]] {
+            let a = bf16_randn(&size, 2.0);
+            let h = bf16_randn(&size, 5.0);
+            let fused = add_rms_norm(&a, &h, 1e-5).expect("applies");
+            let want = rms_norm(&(&a + &h), 1e-5);
+            let (differ, steps) = mismatches(&fused, &want);
+            assert!(
+                differ * 200 <= want.numel() as i64,
+                "{differ} of {}",
+                want.numel()
+            );
+            assert!(steps <= 1.01, "{steps} bfloat16 steps");
+        }
+    }
+
+    #[test]
+    fn rope_is_the_float32_formula_rounded_once_bit_for_bit() {
+        tch::manual_seed(13);
+        let rope = crate::rope::Rope::new(16, 10, 10000.0, Device::Cpu);
+        // Queries and keys as a view into a wider qkv projection, as the attention passes them.
+        let qkv = bf16_randn(&[2, 7, 9, 16], 2.0);
+        let x = qkv.narrow(2, 0, 6);
+        let (cos, sin) = (
+            rope.cos.narrow(0, 0, 7).unsqueeze(-2),
+            rope.sin.narrow(0, 0, 7).unsqueeze(-2),
+        );
+        let x32 = x.to_kind(Kind::Float);
+        let want = (&x32 * cos + crate::rope::rotate_half(&x32) * sin).to_kind(Kind::BFloat16);
+        let got = rope.apply(&x);
+        assert!(got.equal(&want));
+    }
+
+    #[test]
+    fn tensors_with_a_graph_or_of_another_dtype_are_left_to_libtorch() {
+        let u = Tensor::ones([2, 8], (Kind::Float, Device::Cpu));
+        assert!(silu_mul(&u).is_none());
+        let ug = u.to_kind(Kind::BFloat16).set_requires_grad(true);
+        assert!(silu_mul(&ug).is_none());
+        let strided = u.to_kind(Kind::BFloat16).t_();
+        assert!(silu_mul(&strided).is_none());
+        let (a, h) = (
+            u.to_kind(Kind::BFloat16),
+            Tensor::ones([2, 4], (Kind::BFloat16, Device::Cpu)),
+        );
+        assert!(add_rms_norm(&a, &h, 1e-5).is_none());
+    }
+}
