@@ -1,6 +1,7 @@
-// hrm-core's fused CPU kernels for the bfloat16 forward without a graph: residual sum plus
-// RMSNorm, SiLU(gate) * up, and RoPE, each one pass over memory where libtorch runs two to six
-// separate kernels (each a full pass, a temporary and a fork/join of the OpenMP team).
+// hrm-core's fused CPU kernels for the forward without a graph: residual sum plus RMSNorm and
+// SiLU(gate) * up in bfloat16, RoPE in bfloat16 and float32, each one pass over memory where
+// libtorch runs two to six separate kernels (each a full pass, a temporary and a fork/join of
+// the OpenMP team).
 //
 // Parallelism: the rows are handed to libtorch's own TensorIterator::for_each, so they run on
 // libtorch's OpenMP team. A second thread pool (rayon, or an OpenMP runtime of our own) would
@@ -122,22 +123,40 @@ HRM_ROW_KERNEL void add_rms_norm_row(const uint16_t* a, const uint16_t* h, uint1
   }
 }
 
-// out = bf16(x * cos + roll(x, d/2) * sin_signed) in float32: the reference's
-// `q * cos + rotate_half(q) * sin` on float32 copies, cast back once (sin_signed = [-sin1, sin2]
-// makes the rolled product equal rotate_half's exactly).
-HRM_ROW_KERNEL void rope_row(const uint16_t* x, const float* cos, const float* sin_signed,
-                             uint16_t* out, int64_t d) {
+// Element access for the kernels that take either dtype: bfloat16 computes in float32.
+inline float load(uint16_t v) { return bf16_to_f32(v); }
+inline float load(float v) { return v; }
+inline void store(uint16_t* p, float v) { *p = f32_to_bf16(v); }
+inline void store(float* p, float v) { *p = v; }
+
+// out = x * cos + roll(x, d/2) * sin_signed in float32, rounded once for bfloat16: the
+// reference's `q * cos + rotate_half(q) * sin` on float32 (copies of) q, cast back once
+// (sin_signed = [-sin1, sin2] makes the rolled product equal rotate_half's exactly).
+template <typename T>
+__attribute__((always_inline)) inline void rope_row_body(const T* x, const float* cos,
+                                                         const float* sin_signed, T* out,
+                                                         int64_t d) {
   int64_t half = d / 2;
   for (int64_t j = 0; j < half; ++j) {
-    float a = bf16_to_f32(x[j]) * cos[j];
-    float b = bf16_to_f32(x[j + half]) * sin_signed[j];
-    out[j] = f32_to_bf16(a + b);
+    float a = load(x[j]) * cos[j];
+    float b = load(x[j + half]) * sin_signed[j];
+    store(out + j, a + b);
   }
   for (int64_t j = half; j < d; ++j) {
-    float a = bf16_to_f32(x[j]) * cos[j];
-    float b = bf16_to_f32(x[j - half]) * sin_signed[j];
-    out[j] = f32_to_bf16(a + b);
+    float a = load(x[j]) * cos[j];
+    float b = load(x[j - half]) * sin_signed[j];
+    store(out + j, a + b);
   }
+}
+
+HRM_ROW_KERNEL void rope_row_bf16(const uint16_t* x, const float* cos, const float* sin_signed,
+                                  uint16_t* out, int64_t d) {
+  rope_row_body(x, cos, sin_signed, out, d);
+}
+
+HRM_ROW_KERNEL void rope_row_f32(const float* x, const float* cos, const float* sin_signed,
+                                 float* out, int64_t d) {
+  rope_row_body(x, cos, sin_signed, out, d);
 }
 
 // Rows per task: about libtorch's grain of 32768 elements.
@@ -254,15 +273,18 @@ extern "C" int hrm_fused_add_rms_norm_bf16(const void* a_ptr, const void* h_ptr,
       err, len);
 }
 
-extern "C" int hrm_fused_rope_bf16(const void* x_ptr, const void* cos_ptr, const void* sin_ptr,
-                                   void* out_ptr, char* err, size_t len) {
+extern "C" int hrm_fused_rope(const void* x_ptr, const void* cos_ptr, const void* sin_ptr,
+                              void* out_ptr, char* err, size_t len) {
   return guarded(
       [&] {
-        const at::Tensor& x = *static_cast<const at::Tensor*>(x_ptr);       // [b, s, nh, d]
-        const at::Tensor& cos = *static_cast<const at::Tensor*>(cos_ptr);   // [T, d] f32
-        const at::Tensor& sin = *static_cast<const at::Tensor*>(sin_ptr);   // [T, d] f32
-        at::Tensor& out = *static_cast<at::Tensor*>(out_ptr);               // [b, s, nh, d]
-        check(is_cpu_bf16(x) && is_cpu_bf16(out), "rope: CPU bfloat16 x and out only");
+        const at::Tensor& x = *static_cast<const at::Tensor*>(x_ptr);      // [b, s, nh, d]
+        const at::Tensor& cos = *static_cast<const at::Tensor*>(cos_ptr);  // [T, d] f32
+        const at::Tensor& sin = *static_cast<const at::Tensor*>(sin_ptr);  // [T, d] f32
+        at::Tensor& out = *static_cast<at::Tensor*>(out_ptr);              // [b, s, nh, d]
+        bool bf16 = is_cpu_bf16(x) && is_cpu_bf16(out);
+        bool f32 = x.device().is_cpu() && out.device().is_cpu() &&
+                   x.scalar_type() == at::kFloat && out.scalar_type() == at::kFloat;
+        check(bf16 || f32, "rope: CPU x and out, both bfloat16 or both float32");
         check(cos.device().is_cpu() && sin.device().is_cpu() &&
                   cos.scalar_type() == at::kFloat && sin.scalar_type() == at::kFloat,
               "rope: CPU float32 tables only");
@@ -281,10 +303,19 @@ extern "C" int hrm_fused_rope_bf16(const void* x_ptr, const void* cos_ptr, const
               {x.size(0), s, x.size(2)});
         };
         at::Tensor inputs[3] = {rows_of(x), table_rows(cos), table_rows(sin)};
-        for_each_row<3>(rows_of(out), inputs, 3 * d, [d](char** p) {
-          rope_row(reinterpret_cast<const uint16_t*>(p[1]), reinterpret_cast<const float*>(p[2]),
-                   reinterpret_cast<const float*>(p[3]), reinterpret_cast<uint16_t*>(p[0]), d);
-        });
+        auto cos_of = [](char** p) { return reinterpret_cast<const float*>(p[2]); };
+        auto sin_of = [](char** p) { return reinterpret_cast<const float*>(p[3]); };
+        if (bf16) {
+          for_each_row<3>(rows_of(out), inputs, 3 * d, [&](char** p) {
+            rope_row_bf16(reinterpret_cast<const uint16_t*>(p[1]), cos_of(p), sin_of(p),
+                          reinterpret_cast<uint16_t*>(p[0]), d);
+          });
+        } else {
+          for_each_row<3>(rows_of(out), inputs, 3 * d, [&](char** p) {
+            rope_row_f32(reinterpret_cast<const float*>(p[1]), cos_of(p), sin_of(p),
+                         reinterpret_cast<float*>(p[0]), d);
+          });
+        }
       },
       err, len);
 }

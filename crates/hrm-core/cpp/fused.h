@@ -17,10 +17,10 @@ int hrm_fused_silu_mul_bf16(const void* gate_up, void* out, char* err, size_t le
 int hrm_fused_add_rms_norm_bf16(const void* a, const void* h, void* out, double eps, char* err,
                                 size_t len);
 
-// out[b, s, nh, d] = x * cos[s] + roll(x, d/2) * sin_signed[s]; x bfloat16 (unit stride along
-// d), tables float32 [T, d], out bfloat16 contiguous.
-int hrm_fused_rope_bf16(const void* x, const void* cos, const void* sin_signed, void* out,
-                        char* err, size_t len);
+// out[b, s, nh, d] = x * cos[s] + roll(x, d/2) * sin_signed[s]; x bfloat16 or float32 (unit
+// stride along d), tables float32 [T, d], out of x's dtype, contiguous.
+int hrm_fused_rope(const void* x, const void* cos, const void* sin_signed, void* out, char* err,
+                   size_t len);
 
 #ifdef __cplusplus
 }

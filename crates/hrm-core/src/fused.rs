@@ -1,5 +1,6 @@
-//! Fused CPU kernels for the bfloat16 forward without a graph (`cpp/fused.cpp`): the residual
-//! sum with RMSNorm, `silu(gate) * up`, and RoPE, each in one pass over memory.
+//! Fused CPU kernels for the forward without a graph (`cpp/fused.cpp`): the residual sum with
+//! RMSNorm and `silu(gate) * up` in bfloat16, and RoPE in bfloat16 and float32, each in one
+//! pass over memory.
 //!
 //! Why: most of an HRM training step is forward work without a graph (every H/L update but the
 //! last two, the whole Q-target pass, all of evaluation), and in bfloat16 on the CPU the
@@ -12,7 +13,9 @@
 //! that requires grad, an unsupported layout) and the caller runs libtorch's ops instead.
 //! `HRM_FUSED=off` turns them all off, to time or compare against libtorch's ops.
 //!
-//! Numerics: RoPE is the reference's float32 formula rounded once, bit for bit; the residual
+//! Numerics: RoPE is the reference's float32 formula (rounded once for bfloat16), bit for bit,
+//! which is why it is the only one used for float32 as well (the float32 forward stays
+//! bit-identical to the reference's with `HRM_CPU_LINEAR=blas`); the residual
 //! sum rounds to bfloat16 as libtorch's `add` does, and RMSNorm and `silu(gate) * up` round
 //! where libtorch's kernels round. The float32 sum of squares runs in another order, and
 //! `exp` inside SiLU is a polynomial within 2 ulp of libtorch's, so a result may differ from
@@ -42,7 +45,7 @@ extern "C" {
         err: *mut c_char,
         len: usize,
     ) -> c_int;
-    fn hrm_fused_rope_bf16(
+    fn hrm_fused_rope(
         x: *const c_void,
         cos: *const c_void,
         sin_signed: *const c_void,
@@ -131,12 +134,12 @@ pub(crate) fn add_rms_norm(a: &Tensor, h: &Tensor, eps: f64) -> Option<Tensor> {
     })
 }
 
-/// `x * cos + roll(x, d/2) * sin_signed` over float32 copies of `x`'s rows, rounded once to
-/// bfloat16: the reference's RoPE on bfloat16 queries and keys, bit for bit.
+/// `x * cos + roll(x, d/2) * sin_signed` in float32, rounded once for bfloat16 `x`: the
+/// reference's RoPE on float32 or bfloat16 queries and keys, bit for bit.
 ///
 /// # Shapes
 /// `x: [b, s, nh, d]` (unit stride along `d`), `cos, sin_signed: [T, d]` float32 contiguous
-/// with `T >= s` -> `[b, s, nh, d]` contiguous.
+/// with `T >= s` -> `[b, s, nh, d]` contiguous, in `x`'s dtype.
 pub(crate) fn rope(x: &Tensor, cos: &Tensor, sin_signed: &Tensor) -> Option<Tensor> {
     let size = x.size();
     let table = cos.size();
@@ -150,10 +153,12 @@ pub(crate) fn rope(x: &Tensor, cos: &Tensor, sin_signed: &Tensor) -> Option<Tens
         && [cos, sin_signed]
             .iter()
             .all(|t| t.kind() == Kind::Float && t.device() == Device::Cpu && t.is_contiguous());
-    if !enabled() || !applies(x) || !fits {
+    let kind = x.kind();
+    let cpu_no_graph = x.device() == Device::Cpu && !x.requires_grad();
+    if !enabled() || !cpu_no_graph || !matches!(kind, Kind::BFloat16 | Kind::Float) || !fits {
         return None;
     }
-    let mut out = Tensor::empty(size, (Kind::BFloat16, Device::Cpu));
+    let mut out = Tensor::empty(size, (kind, Device::Cpu));
     let (px, pc, ps, dst) = (
         x.as_ptr().cast::<c_void>(),
         cos.as_ptr().cast::<c_void>(),
@@ -162,7 +167,7 @@ pub(crate) fn rope(x: &Tensor, cos: &Tensor, sin_signed: &Tensor) -> Option<Tens
     );
     // Safety: as in `silu_mul`; the inputs are only read.
     finish(out, |err, len| unsafe {
-        hrm_fused_rope_bf16(px, pc, ps, dst, err, len)
+        hrm_fused_rope(px, pc, ps, dst, err, len)
     })
 }
 
@@ -254,7 +259,7 @@ mod tests {
     }
 
     #[test]
-    fn rope_is_the_float32_formula_rounded_once_bit_for_bit() {
+    fn rope_is_the_float32_formula_bit_for_bit_rounded_once_for_bf16() {
         tch::manual_seed(13);
         let rope = crate::rope::Rope::new(16, 10, 10000.0, Device::Cpu);
         // Queries and keys as a view into a wider qkv projection, as the attention passes them.
@@ -266,8 +271,14 @@ mod tests {
         );
         let x32 = x.to_kind(Kind::Float);
         let want = (&x32 * cos + crate::rope::rotate_half(&x32) * sin).to_kind(Kind::BFloat16);
-        let got = rope.apply(&x);
+        let got = tch::no_grad(|| rope.apply(&x));
         assert!(got.equal(&want));
+        // Float32, also as a strided view: the formula itself, through the fused kernel.
+        let x32 = qkv.to_kind(Kind::Float).narrow(2, 0, 6);
+        assert!(super::rope(&x32, &rope.cos, &rope.sin).is_some());
+        let want32 = &x32 * rope.cos.narrow(0, 0, 7).unsqueeze(-2)
+            + crate::rope::rotate_half(&x32) * rope.sin.narrow(0, 0, 7).unsqueeze(-2);
+        assert!(rope.apply(&x32).equal(&want32));
     }
 
     #[test]

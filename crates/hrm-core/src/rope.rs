@@ -45,9 +45,10 @@ impl Rope {
 
     /// Rotates queries or keys: `x * cos + rotate_half(x) * sin`.
     ///
-    /// Float32 input is computed as the reference does, bit for bit. bfloat16 input on the CPU
-    /// without a graph too: a fused kernel reads it into float32, applies the same formula and
-    /// rounds once, as the reference's casts around it do. bfloat16 input with a graph, or on
+    /// Float32 input is computed as the reference does, bit for bit (on the CPU without a
+    /// graph by one fused kernel). bfloat16 input on the CPU without a graph too: the fused
+    /// kernel reads it into float32, applies the same formula and rounds once, as the
+    /// reference's casts around it do. bfloat16 input with a graph, or on
     /// another device, stays in bfloat16 with bfloat16 tables (each op computes in float32 and
     /// rounds its result): three roundings instead of one, and two casts (two passes over `x`
     /// and two temporaries) fewer. Other dtypes go through float32.
@@ -58,7 +59,7 @@ impl Rope {
         let kind = x.kind();
         let (_, cos32, sin32) = &self.tables[0];
         if let Some(out) = fused::rope(x, cos32, sin32) {
-            return out; // bfloat16 without a graph: the float32 formula in one pass
+            return out; // CPU without a graph: the float32 formula in one pass
         }
         let Some((_, cos, sin)) = self.tables.iter().find(|(k, _, _)| *k == kind) else {
             let (_, cos, sin) = &self.tables[0];
