@@ -23,6 +23,8 @@ RULES = [
     ("GEMM (oneDNN JIT, MKL)", lambda d, s: d.startswith("[JIT]") or re.search(
         r"mkl_blas|sgemm|xgemm|gemm_bf16|brgemm|jit_uni|jit_avx|dnnl::impl::cpu::x64::(matmul|brgemm|jit)", s)),
     ("attention kernel (flash, non-GEMM part)", lambda d, s: "flash_attention" in s),
+    ("elementwise: hrm-rs fused kernels (residual + RMSNorm, RoPE)", lambda d, s: re.search(
+        r"add_rms_norm_row|rope_row", s)),
     ("elementwise: mul", lambda d, s: "mul_kernel" in s),
     ("elementwise: add/sub", lambda d, s: re.search(r"add_kernel|sub_kernel|add_clamp", s)),
     ("elementwise: silu (+backward)", lambda d, s: "silu" in s),

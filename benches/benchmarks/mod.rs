@@ -1,6 +1,6 @@
 //! The bench modules, one per component, and the criterion settings they share.
 //!
-//! Layer benches (attention, SwiGLU, RMSNorm, block) take a few seconds each; whole-model benches
+//! Layer benches (attention, SwiGLU, RMSNorm, the fusable residual norm and RoPE, block) take a few seconds each; whole-model benches
 //! (training step, evaluation rollout) take seconds per iteration on a CPU, so they run
 //! [`SLOW_SAMPLES`] samples of one iteration each ([`slow_group`]).
 
@@ -16,6 +16,7 @@ use hrm_benches::{BenchPreset, Target};
 pub mod attention;
 pub mod block;
 pub mod eval_rollout;
+pub mod residual_norm;
 pub mod rms_norm;
 pub mod swiglu;
 pub mod train_step;

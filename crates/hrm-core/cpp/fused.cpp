@@ -1,7 +1,7 @@
-// hrm-core's fused CPU kernels for the forward without a graph: residual sum plus RMSNorm and
-// SiLU(gate) * up in bfloat16, RoPE in bfloat16 and float32, each one pass over memory where
-// libtorch runs two to six separate kernels (each a full pass, a temporary and a fork/join of
-// the OpenMP team).
+// hrm-core's fused CPU kernels for the forward without a graph: the residual sum plus RMSNorm
+// in bfloat16 and RoPE in bfloat16 and float32, each one pass over memory where libtorch runs
+// three to six separate kernels (each a full pass, a temporary and a fork/join of the OpenMP
+// team).
 //
 // Parallelism: the rows are handed to libtorch's own TensorIterator::for_each, so they run on
 // libtorch's OpenMP team. A second thread pool (rayon, or an OpenMP runtime of our own) would
@@ -50,48 +50,6 @@ inline uint16_t f32_to_bf16(float f) {
   std::memcpy(&u, &f, sizeof u);
   uint32_t rounded = (u + 0x7fffu + ((u >> 16) & 1u)) >> 16;
   return f != f ? uint16_t{0x7fc0} : static_cast<uint16_t>(rounded);
-}
-
-// exp(x) in float32 (Cody-Waite reduction and a degree-6 polynomial, within 2 ulp of the
-// exact value), branch free so that it vectorises. Above 88.7228 it is +inf and NaN stays NaN,
-// as libtorch's exp; below -86 it returns exp(-86), where libtorch goes on into subnormals:
-// no difference for SiLU, where it is added to 1.
-inline float exp_f32(float x) {
-  float xc = x < -86.0f ? -86.0f : x;
-  xc = xc > 88.72283f ? 88.72283f : xc;
-  // n = round(x / ln 2) by the 1.5 * 2^23 trick (rounds to nearest in the float unit).
-  const float shifter = 12582912.0f;
-  float t = xc * 1.44269504088896341f + shifter;
-  float n = t - shifter;
-  uint32_t t_bits;
-  std::memcpy(&t_bits, &t, sizeof t_bits);
-  int32_t ni = static_cast<int32_t>(t_bits) - 0x4b400000;
-  float r = xc - n * 0.693359375f;
-  r = r - n * -2.12194440e-4f;
-  float p = 1.9875691500e-4f;
-  p = p * r + 1.3981999507e-3f;
-  p = p * r + 8.3334519073e-3f;
-  p = p * r + 4.1665795894e-2f;
-  p = p * r + 1.6666665459e-1f;
-  p = p * r + 5.0000001201e-1f;
-  float y = p * (r * r) + r + 1.0f;
-  // 2^n as 2^(n-1) * 2, so that n = 128 (x next to the overflow bound) stays finite.
-  uint32_t half_scale_bits = static_cast<uint32_t>(ni + 126) << 23;
-  float half_scale;
-  std::memcpy(&half_scale, &half_scale_bits, sizeof half_scale);
-  float e = y * half_scale * 2.0f;
-  return x > 88.72283f ? INFINITY : e;
-}
-
-// out[i] = bf16(bf16(silu(gate[i])) * up[i]): libtorch's `silu(gate) * up` in bfloat16, whose
-// two kernels each round their result.
-HRM_ROW_KERNEL void silu_mul_row(const uint16_t* gate, const uint16_t* up, uint16_t* out,
-                                 int64_t n) {
-  for (int64_t i = 0; i < n; ++i) {
-    float g = bf16_to_f32(gate[i]);
-    float s = bf16_to_f32(f32_to_bf16(g / (1.0f + exp_f32(-g))));
-    out[i] = f32_to_bf16(s * bf16_to_f32(up[i]));
-  }
 }
 
 // out = rms_norm(bf16(a + h)): the bfloat16 residual sum (rounded, as libtorch's add), its
@@ -222,30 +180,6 @@ bool is_cpu_bf16(const at::Tensor& t) {
 }
 
 }  // namespace
-
-extern "C" int hrm_fused_silu_mul_bf16(const void* gate_up_ptr, void* out_ptr, char* err,
-                                       size_t len) {
-  return guarded(
-      [&] {
-        const at::Tensor& gate_up = *static_cast<const at::Tensor*>(gate_up_ptr);
-        at::Tensor& out = *static_cast<at::Tensor*>(out_ptr);
-        check(is_cpu_bf16(gate_up) && is_cpu_bf16(out), "silu_mul: CPU bfloat16 tensors only");
-        check(gate_up.is_contiguous() && out.is_contiguous(), "silu_mul: contiguous only");
-        int64_t inter = out.dim() > 0 ? out.size(-1) : 0;
-        check(gate_up.dim() == out.dim() && gate_up.size(-1) == 2 * inter &&
-                  gate_up.numel() == 2 * out.numel(),
-              "silu_mul: gate_up must be [..., 2I] for an output of [..., I]");
-        if (out.numel() == 0) return;
-        at::Tensor gu_rows = gate_up.view({-1, 2 * inter});
-        at::Tensor out_rows = out.view({-1, inter});
-        at::Tensor inputs[1] = {gu_rows.select(1, 0)};
-        for_each_row<1>(out_rows.select(1, 0), inputs, 3 * inter, [inter](char** p) {
-          const auto* gu = reinterpret_cast<const uint16_t*>(p[1]);
-          silu_mul_row(gu, gu + inter, reinterpret_cast<uint16_t*>(p[0]), inter);
-        });
-      },
-      err, len);
-}
 
 extern "C" int hrm_fused_add_rms_norm_bf16(const void* a_ptr, const void* h_ptr, void* out_ptr,
                                            double eps, char* err, size_t len) {

@@ -10,9 +10,6 @@
 extern "C" {
 #endif
 
-// out[..., I] = silu(gate_up[..., :I]) * gate_up[..., I:], bfloat16, contiguous.
-int hrm_fused_silu_mul_bf16(const void* gate_up, void* out, char* err, size_t len);
-
 // out = rms_norm(a + h, eps) over the last axis, bfloat16, contiguous, one shape.
 int hrm_fused_add_rms_norm_bf16(const void* a, const void* h, void* out, double eps, char* err,
                                 size_t len);

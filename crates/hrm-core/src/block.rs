@@ -49,16 +49,19 @@ impl Block {
     /// # Shapes
     /// `h: [b, T, H]` -> `[b, T, H]`.
     pub fn forward(&self, h: &Tensor, rope: Option<&Rope>) -> Tensor {
-        let h = residual_norm(self.self_attn.forward(h, rope), h, self.eps);
-        residual_norm(self.mlp.forward(&h), &h, self.eps)
+        let h = residual_rms_norm(self.self_attn.forward(h, rope), h, self.eps);
+        residual_rms_norm(self.mlp.forward(&h), &h, self.eps)
     }
 }
 
-/// `rms_norm(sublayer_out + h)`, in one fused pass for bfloat16 on the CPU without a graph.
+/// The post-norm residual step `rms_norm(sublayer_out + h)`. bfloat16 on the CPU without a
+/// graph runs one fused kernel (the sum rounded to bfloat16, then normalised in float32 and
+/// rounded once, as the unfused ops do); everything else runs libtorch's ops. Without a graph
+/// the unfused path may write the sum into `sublayer_out`'s storage.
 ///
 /// # Shapes
 /// `sublayer_out, h: [b, T, H]` -> `[b, T, H]`.
-pub(crate) fn residual_norm(sublayer_out: Tensor, h: &Tensor, eps: f64) -> Tensor {
+pub fn residual_rms_norm(sublayer_out: Tensor, h: &Tensor, eps: f64) -> Tensor {
     match fused::add_rms_norm(&sublayer_out, h, eps) {
         Some(out) => out,
         None => rms_norm(&residual(sublayer_out, h), eps),

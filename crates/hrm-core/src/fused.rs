@@ -1,25 +1,24 @@
 //! Fused CPU kernels for the forward without a graph (`cpp/fused.cpp`): the residual sum with
-//! RMSNorm and `silu(gate) * up` in bfloat16, and RoPE in bfloat16 and float32, each in one
-//! pass over memory.
+//! RMSNorm in bfloat16, and RoPE in bfloat16 and float32, each in one pass over memory.
 //!
 //! Why: most of an HRM training step is forward work without a graph (every H/L update but the
-//! last two, the whole Q-target pass, all of evaluation), and in bfloat16 on the CPU the
-//! elementwise kernels between the GEMMs are a large share of it: libtorch runs the residual
-//! sum and RMSNorm as six kernels, SiLU and the gated product as two, RoPE as three, each a
-//! pass over memory, a temporary and a fork/join of the thread team. Calls that record a graph
-//! keep libtorch's ops, whose backward autograd provides.
+//! last two, the whole Q-target pass, all of evaluation). libtorch runs the bfloat16 residual
+//! sum and RMSNorm as six kernels and RoPE as three or four, each a pass over memory, a
+//! temporary and a fork/join of the thread team; the fused kernels take about a half and a
+//! third of that time at the small preset's shapes (criterion in `docs/performance.md`). Calls that record a graph
+//! keep libtorch's ops, whose backward autograd provides. A fused `silu(gate) * up` was tried
+//! and dropped: libtorch's two kernels (with SLEEF's vectorised `exp`) were faster than it.
 //!
 //! Each function returns `None` where it does not apply (another device or dtype, a tensor
 //! that requires grad, an unsupported layout) and the caller runs libtorch's ops instead.
 //! `HRM_FUSED=off` turns them all off, to time or compare against libtorch's ops.
 //!
 //! Numerics: RoPE is the reference's float32 formula (rounded once for bfloat16), bit for bit,
-//! which is why it is the only one used for float32 as well (the float32 forward stays
-//! bit-identical to the reference's with `HRM_CPU_LINEAR=blas`); the residual
-//! sum rounds to bfloat16 as libtorch's `add` does, and RMSNorm and `silu(gate) * up` round
-//! where libtorch's kernels round. The float32 sum of squares runs in another order, and
-//! `exp` inside SiLU is a polynomial within 2 ulp of libtorch's, so a result may differ from
-//! libtorch's in the last bfloat16 bit where a float32 value lies next to a rounding boundary.
+//! which is why it is also used for float32 (the float32 forward stays bit-identical to the
+//! reference's with `HRM_CPU_LINEAR=blas`). The residual sum rounds to bfloat16 as libtorch's
+//! `add` does and the normalised value is rounded once, as in [`crate::rms_norm()`]; only the
+//! float32 sum of squares runs in another order, so an output may differ from libtorch's in
+//! the last bfloat16 bit where its float32 value lies next to a rounding boundary.
 //!
 //! This is the only module of the crate that uses `unsafe`: calling the C functions and
 //! handing them tch's raw `at::Tensor*` handles cannot be written without it. The C++ side
@@ -31,12 +30,6 @@ use std::sync::OnceLock;
 use tch::{Device, Kind, Tensor};
 
 extern "C" {
-    fn hrm_fused_silu_mul_bf16(
-        gate_up: *const c_void,
-        out: *mut c_void,
-        err: *mut c_char,
-        len: usize,
-    ) -> c_int;
     fn hrm_fused_add_rms_norm_bf16(
         a: *const c_void,
         h: *const c_void,
@@ -86,26 +79,6 @@ fn finish(out: Tensor, call: impl FnOnce(*mut c_char, usize) -> c_int) -> Option
     None
 }
 
-/// `silu(u[..., :I]) * u[..., I:]`, as libtorch computes it in bfloat16.
-///
-/// # Shapes
-/// `gate_up: [..., 2I]` contiguous -> `[..., I]`.
-pub(crate) fn silu_mul(gate_up: &Tensor) -> Option<Tensor> {
-    let mut size = gate_up.size();
-    let last = *size.last()?;
-    if !enabled() || !applies(gate_up) || !gate_up.is_contiguous() || last % 2 != 0 {
-        return None;
-    }
-    *size.last_mut()? = last / 2;
-    let mut out = Tensor::empty(size, (Kind::BFloat16, Device::Cpu));
-    let (src, dst) = (gate_up.as_ptr().cast::<c_void>(), out.as_mut_ptr().cast());
-    // Safety: both handles are live tensors for the whole call; the kernel checks dtype,
-    // device, contiguity and shapes again, and writes only into `out`.
-    finish(out, |err, len| unsafe {
-        hrm_fused_silu_mul_bf16(src, dst, err, len)
-    })
-}
-
 /// `rms_norm(a + h, eps)` with the sum rounded to bfloat16 first, as `rms_norm(&(a + h))`.
 ///
 /// # Shapes
@@ -128,7 +101,8 @@ pub(crate) fn add_rms_norm(a: &Tensor, h: &Tensor, eps: f64) -> Option<Tensor> {
         h.as_ptr().cast::<c_void>(),
         out.as_mut_ptr().cast(),
     );
-    // Safety: as in `silu_mul`; the inputs are only read.
+    // Safety: every handle is a live tensor for the whole call; the kernel checks dtype,
+    // device, contiguity and shapes again, reads the inputs and writes only into `out`.
     finish(out, |err, len| unsafe {
         hrm_fused_add_rms_norm_bf16(pa, ph, dst, eps, err, len)
     })
@@ -165,7 +139,7 @@ pub(crate) fn rope(x: &Tensor, cos: &Tensor, sin_signed: &Tensor) -> Option<Tens
         sin_signed.as_ptr().cast::<c_void>(),
         out.as_mut_ptr().cast(),
     );
-    // Safety: as in `silu_mul`; the inputs are only read.
+    // Safety: as in `add_rms_norm`.
     finish(out, |err, len| unsafe {
         hrm_fused_rope(px, pc, ps, dst, err, len)
     })
@@ -190,54 +164,6 @@ mod tests {
             .max()
             .double_value(&[]);
         (differ, rel * 256.0)
-    }
-
-    #[test]
-    fn silu_mul_matches_libtorch_to_the_last_bit_almost_everywhere() {
-        tch::manual_seed(11);
-        // Large values reach exp's clamps; an odd inner width leaves a vector tail.
-        for (size, scale) in [(vec![3i64, 7, 2 * 200], 3.0), (vec![5, 2 * 37], 40.0)] {
-            let u = bf16_randn(&size, scale);
-            let fused = silu_mul(&u).expect("applies to contiguous CPU bfloat16");
-            let halves = u.split(size[size.len() - 1] / 2, -1);
-            let want = halves[0].silu() * &halves[1];
-            let (differ, steps) = mismatches(&fused, &want);
-            // A differing element is one rounding step away.
-            assert!(
-                differ * 500 <= want.numel() as i64,
-                "{differ} of {}",
-                want.numel()
-            );
-            assert!(steps <= 1.01, "{steps} bfloat16 steps");
-        }
-        // NaN, infinities, zero and the ends of exp's range come out as libtorch's.
-        let gate = [
-            f32::NAN,
-            f32::INFINITY,
-            f32::NEG_INFINITY,
-            0.0,
-            -100.0,
-            100.0,
-            -80.0,
-            80.0,
-        ];
-        let u = Tensor::cat(
-            &[
-                Tensor::from_slice(&gate),
-                Tensor::ones([8], (Kind::Float, Device::Cpu)),
-            ],
-            0,
-        )
-        .to_kind(Kind::BFloat16)
-        .view([1, 16]);
-        let fused = silu_mul(&u).expect("applies");
-        let halves = u.split(8, -1);
-        let want = halves[0].silu() * &halves[1];
-        let sentinel = |t: &Tensor| t.to_kind(Kind::Float).nan_to_num(Some(7.0), None, None);
-        assert!(
-            sentinel(&fused).equal(&sentinel(&want)),
-            "{fused} against {want}"
-        );
     }
 
     #[test]
@@ -283,16 +209,24 @@ mod tests {
 
     #[test]
     fn tensors_with_a_graph_or_of_another_dtype_are_left_to_libtorch() {
-        let u = Tensor::ones([2, 8], (Kind::Float, Device::Cpu));
-        assert!(silu_mul(&u).is_none());
-        let ug = u.to_kind(Kind::BFloat16).set_requires_grad(true);
-        assert!(silu_mul(&ug).is_none());
-        let strided = u.to_kind(Kind::BFloat16).t_();
-        assert!(silu_mul(&strided).is_none());
-        let (a, h) = (
-            u.to_kind(Kind::BFloat16),
-            Tensor::ones([2, 4], (Kind::BFloat16, Device::Cpu)),
-        );
-        assert!(add_rms_norm(&a, &h, 1e-5).is_none());
+        let a = Tensor::ones([2, 8], (Kind::Float, Device::Cpu));
+        // float32 norms stay with libtorch (bit for bit the reference's).
+        assert!(add_rms_norm(&a, &a, 1e-5).is_none());
+        let b = a.to_kind(Kind::BFloat16);
+        assert!(add_rms_norm(&b, &b, 1e-5).is_some());
+        let graph = b.detach().set_requires_grad(true);
+        assert!(add_rms_norm(&graph, &b, 1e-5).is_none());
+        let strided = Tensor::ones([8, 2], (Kind::BFloat16, Device::Cpu)).t_();
+        assert!(add_rms_norm(&strided, &b, 1e-5).is_none());
+        let other_shape = Tensor::ones([2, 4], (Kind::BFloat16, Device::Cpu));
+        assert!(add_rms_norm(&b, &other_shape, 1e-5).is_none());
+        let tables = crate::rope::Rope::new(8, 4, 10000.0, Device::Cpu);
+        let (cos, sin) = (&tables.cos, &tables.sin);
+        let x = Tensor::ones([1, 4, 2, 8], (Kind::BFloat16, Device::Cpu));
+        assert!(rope(&x, cos, sin).is_some());
+        assert!(rope(&x.set_requires_grad(true), cos, sin).is_none());
+        // Too few table rows for the sequence.
+        let long = Tensor::ones([1, 5, 2, 8], (Kind::BFloat16, Device::Cpu));
+        assert!(rope(&long, cos, sin).is_none());
     }
 }

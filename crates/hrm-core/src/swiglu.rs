@@ -8,7 +8,6 @@
 use tch::{nn, Tensor};
 
 use crate::config::swiglu_intermediate_size;
-use crate::fused;
 use crate::linear::CastedLinear;
 
 /// Gated feed-forward layer of width `width`.
@@ -36,12 +35,9 @@ impl SwiGlu {
     /// `x: [..., width]` -> `[..., width]`.
     pub fn forward(&self, x: &Tensor) -> Tensor {
         let u = self.gate_up_proj.forward(x); // [..., 2I]
-        if let Some(gated) = fused::silu_mul(&u) {
-            return self.down_proj.forward(&gated); // one pass for bfloat16 without a graph
-        }
-        // Speed: `split` (the reference's `chunk`) rather than two `narrow`s: its backward
-        // writes both halves of the gradient into one new tensor, where each narrow's backward
-        // fills a zeroed full-size tensor and the two are then added.
+                                              // Speed: `split` (the reference's `chunk`) rather than two `narrow`s: its backward
+                                              // writes both halves of the gradient into one new tensor, where each narrow's backward
+                                              // fills a zeroed full-size tensor and the two are then added.
         let halves = u.split(self.inter, -1);
         let (gate, up) = (&halves[0], &halves[1]);
         self.down_proj.forward(&(gate.silu() * up))

@@ -18,7 +18,7 @@
 use tch::{nn, Tensor};
 
 use crate::attention::Attention;
-use crate::block::residual_norm;
+use crate::block::residual_rms_norm;
 use crate::rms_norm::rms_norm;
 use crate::rope::Rope;
 use crate::swiglu::SwiGlu;
@@ -86,7 +86,7 @@ impl TrmBlock {
     /// `h: [b, T, H]` -> `[b, T, H]`.
     pub fn mix_tokens(&self, h: &Tensor, rope: Option<&Rope>) -> Tensor {
         match &self.mixer {
-            TokenMixer::Attention(attn) => residual_norm(attn.forward(h, rope), h, self.eps),
+            TokenMixer::Attention(attn) => residual_rms_norm(attn.forward(h, rope), h, self.eps),
             TokenMixer::MlpT(mlp_t) => {
                 let u = h.transpose(1, 2); // [b, T, H] -> [b, H, T]
                                            // `u + ...` with `u` first: the sum keeps `u`'s (transposed) memory order, so the
@@ -101,7 +101,7 @@ impl TrmBlock {
     /// `h: [b, T, H]` -> `[b, T, H]`. `rope` is ignored with `mlp_t`.
     pub fn forward(&self, h: &Tensor, rope: Option<&Rope>) -> Tensor {
         let h = self.mix_tokens(h, rope); // [b, T, H]
-        residual_norm(self.mlp.forward(&h), &h, self.eps)
+        residual_rms_norm(self.mlp.forward(&h), &h, self.eps)
     }
 }
 
