@@ -10,10 +10,10 @@
 //! The ACT loop, losses and metrics are in `hrm-act`; training in `hrm-train`.
 //!
 //! On the CPU, the forward without a graph (every H/L update but the last two, the Q-target
-//! pass, evaluation) runs a few fused kernels of this crate's own (`cpp/fused.cpp`, compiled
-//! against libtorch's ATen headers by the build script): residual sum plus RMSNorm and
-//! `silu(gate) * up` in bfloat16, RoPE in both dtypes. `HRM_FUSED=off` runs libtorch's ops
-//! instead.
+//! pass, evaluation) runs two fused kernels of this crate's own (`cpp/fused.cpp`, compiled
+//! against libtorch's ATen headers by the build script): the residual sum plus RMSNorm in
+//! bfloat16 ([`block::residual_rms_norm`]) and RoPE in both dtypes ([`Rope::apply`]).
+//! `HRM_FUSED=off` runs libtorch's ops instead.
 //!
 //! # Example
 //! ```
