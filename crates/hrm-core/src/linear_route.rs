@@ -366,14 +366,9 @@ mod tests {
         let _ = tch::no_grad(|| linear(&x, &w, None, false));
         let again: Vec<_> = decisions().into_iter().filter(|d| d.key == key).collect();
         assert_eq!(again, vec![first]);
-        // The random stream is untouched by the timing.
-        tch::manual_seed(9);
-        let a = Tensor::randn([3], (Kind::Float, Device::Cpu));
-        tch::manual_seed(9);
-        let x2 = Tensor::full([2, 4, 5], 1.0, (Kind::Float, Device::Cpu));
-        let _ = tch::no_grad(|| linear(&x2, &w, None, false));
-        let b = Tensor::randn([3], (Kind::Float, Device::Cpu));
-        assert!(a.equal(&b));
+        // That the timing leaves the random stream alone is checked in its own process
+        // (tests/linear_route_rng.rs): other unit tests draw from the same global generator on
+        // parallel threads.
     }
 
     #[test]
