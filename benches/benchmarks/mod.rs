@@ -1,8 +1,9 @@
 //! The bench modules, one per component, and the criterion settings they share.
 //!
-//! Layer benches (attention, SwiGLU, RMSNorm, the fusable residual norm and RoPE, block) take a few seconds each; whole-model benches
-//! (training step, evaluation rollout) take seconds per iteration on a CPU, so they run
-//! [`SLOW_SAMPLES`] samples of one iteration each ([`slow_group`]).
+//! Layer benches (attention, SwiGLU, RMSNorm, the fusable residual norm and RoPE, block) take
+//! a few seconds each; whole-model benches (training step, evaluation rollout) take seconds per
+//! iteration on a CPU, so they run [`SLOW_SAMPLES`] samples of one iteration each
+//! ([`slow_group`]).
 
 use std::hint::black_box;
 use std::time::Duration;

@@ -20,8 +20,8 @@
 //! says what to install. Only headers are taken from Gloo and NCCL: the code that runs is the
 //! copy inside libtorch, so no second Gloo or NCCL library is ever linked.
 //!
-//! The rpath part does what `build/link_libtorch.rs` at the repository root does for the other
-//! crates (one build script per package, so it is repeated here, not included).
+//! The rpath part does what the build scripts of the other crates that link libtorch do (one
+//! build script per package, so it is repeated here, not included).
 
 use std::env;
 use std::path::{Path, PathBuf};
@@ -266,7 +266,7 @@ fn nccl_include_dirs(lib_dir: &Path, torch_dir: &Path) -> Result<Vec<PathBuf>, &
     Err(missing)
 }
 
-/// Records libtorch's `lib/` as a run-time search path, as `build/link_libtorch.rs` does.
+/// Records libtorch's `lib/` as a run-time search path, as the other crates' build scripts do.
 fn rpath(os: &str, dir: &Path) {
     println!("cargo:rustc-link-arg=-Wl,-rpath,{}", dir.display());
     // Nothing in Rust code names a symbol of libtorch_cuda, so an `--as-needed` linker would

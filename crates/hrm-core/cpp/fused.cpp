@@ -53,7 +53,8 @@ inline uint16_t f32_to_bf16(float f) {
 }
 
 // out = rms_norm(bf16(a + h)): the bfloat16 residual sum (rounded, as libtorch's add), its
-// mean square in float32, and the float32 product rounded once.
+// mean square in float32, and the float32 product rounded once. The first pass stores the
+// rounded sums in `out`, the second scales them in place.
 HRM_ROW_KERNEL void add_rms_norm_row(const uint16_t* a, const uint16_t* h, uint16_t* out,
                                      int64_t n, float eps) {
   constexpr int kLanes = 16;
@@ -61,13 +62,17 @@ HRM_ROW_KERNEL void add_rms_norm_row(const uint16_t* a, const uint16_t* h, uint1
   int64_t i = 0;
   for (; i + kLanes <= n; i += kLanes) {
     for (int l = 0; l < kLanes; ++l) {
-      float s = bf16_to_f32(f32_to_bf16(bf16_to_f32(a[i + l]) + bf16_to_f32(h[i + l])));
+      uint16_t sum = f32_to_bf16(bf16_to_f32(a[i + l]) + bf16_to_f32(h[i + l]));
+      out[i + l] = sum;
+      float s = bf16_to_f32(sum);
       lanes[l] += s * s;
     }
   }
   float tail = 0.0f;
   for (; i < n; ++i) {
-    float s = bf16_to_f32(f32_to_bf16(bf16_to_f32(a[i]) + bf16_to_f32(h[i])));
+    uint16_t sum = f32_to_bf16(bf16_to_f32(a[i]) + bf16_to_f32(h[i]));
+    out[i] = sum;
+    float s = bf16_to_f32(sum);
     tail += s * s;
   }
   for (int width = kLanes / 2; width > 0; width /= 2) {
@@ -75,10 +80,7 @@ HRM_ROW_KERNEL void add_rms_norm_row(const uint16_t* a, const uint16_t* h, uint1
   }
   float mean = (lanes[0] + tail) / static_cast<float>(n);
   float inv_rms = 1.0f / std::sqrt(mean + eps);
-  for (int64_t j = 0; j < n; ++j) {
-    float s = bf16_to_f32(f32_to_bf16(bf16_to_f32(a[j]) + bf16_to_f32(h[j])));
-    out[j] = f32_to_bf16(s * inv_rms);
-  }
+  for (int64_t j = 0; j < n; ++j) out[j] = f32_to_bf16(bf16_to_f32(out[j]) * inv_rms);
 }
 
 // Element access for the kernels that take either dtype: bfloat16 computes in float32.

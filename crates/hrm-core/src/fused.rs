@@ -5,8 +5,8 @@
 //! last two, the whole Q-target pass, all of evaluation). libtorch runs the bfloat16 residual
 //! sum and RMSNorm as six kernels and RoPE as three or four, each a pass over memory, a
 //! temporary and a fork/join of the thread team; the fused kernels take about a half and a
-//! third of that time at the small preset's shapes (criterion in `docs/performance.md`). Calls that record a graph
-//! keep libtorch's ops, whose backward autograd provides. A fused `silu(gate) * up` was tried
+//! third of that time at the small preset's shapes (criterion in `docs/performance.md`).
+//! Calls that record a graph keep libtorch's ops, whose backward autograd provides. A fused `silu(gate) * up` was tried
 //! and dropped: libtorch's two kernels (with SLEEF's vectorised `exp`) were faster than it.
 //!
 //! Each function returns `None` where it does not apply (another device or dtype, a tensor
@@ -50,7 +50,7 @@ extern "C" {
 
 /// Whether the fused kernels are used: on unless `HRM_FUSED` is `off`, `0` or `false` (read
 /// once per process).
-pub fn enabled() -> bool {
+pub(crate) fn enabled() -> bool {
     static ON: OnceLock<bool> = OnceLock::new();
     *ON.get_or_init(|| {
         !matches!(
@@ -60,9 +60,9 @@ pub fn enabled() -> bool {
     })
 }
 
-/// A CPU bfloat16 tensor outside any graph.
-fn applies(t: &Tensor) -> bool {
-    t.device() == Device::Cpu && t.kind() == Kind::BFloat16 && !t.requires_grad()
+/// Whether the kernels may take `t`: on, a CPU tensor of one of `kinds`, outside any graph.
+fn applies(t: &Tensor, kinds: &[Kind]) -> bool {
+    enabled() && t.device() == Device::Cpu && kinds.contains(&t.kind()) && !t.requires_grad()
 }
 
 /// Runs one kernel and turns its status into `Some(out)`, or `None` after a failure. A failure
@@ -85,10 +85,10 @@ fn finish(out: Tensor, call: impl FnOnce(*mut c_char, usize) -> c_int) -> Option
 /// `a, h: [..., n]` contiguous, one shape -> `[..., n]`.
 pub(crate) fn add_rms_norm(a: &Tensor, h: &Tensor, eps: f64) -> Option<Tensor> {
     let size = a.size();
-    if !enabled()
-        || size.is_empty()
-        || !applies(a)
-        || !applies(h)
+    let bf16 = [Kind::BFloat16];
+    if size.is_empty()
+        || !applies(a, &bf16)
+        || !applies(h, &bf16)
         || h.size() != size
         || !a.is_contiguous()
         || !h.is_contiguous()
@@ -127,12 +127,10 @@ pub(crate) fn rope(x: &Tensor, cos: &Tensor, sin_signed: &Tensor) -> Option<Tens
         && [cos, sin_signed]
             .iter()
             .all(|t| t.kind() == Kind::Float && t.device() == Device::Cpu && t.is_contiguous());
-    let kind = x.kind();
-    let cpu_no_graph = x.device() == Device::Cpu && !x.requires_grad();
-    if !enabled() || !cpu_no_graph || !matches!(kind, Kind::BFloat16 | Kind::Float) || !fits {
+    if !fits || !applies(x, &[Kind::BFloat16, Kind::Float]) {
         return None;
     }
-    let mut out = Tensor::empty(size, (kind, Device::Cpu));
+    let mut out = Tensor::empty(size, (x.kind(), Device::Cpu));
     let (px, pc, ps, dst) = (
         x.as_ptr().cast::<c_void>(),
         cos.as_ptr().cast::<c_void>(),

@@ -44,9 +44,9 @@ pub mod cast_cache;
 pub mod config;
 pub mod direct;
 pub mod embedding;
+pub mod error;
 // The FFI boundary to the fused C++ kernels needs `unsafe` to call them with tch's raw tensor
 // handles; it is allowed in that module and nowhere else.
-pub mod error;
 #[allow(unsafe_code)]
 mod fused;
 pub mod heads;

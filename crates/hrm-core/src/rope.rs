@@ -48,10 +48,10 @@ impl Rope {
     /// Float32 input is computed as the reference does, bit for bit (on the CPU without a
     /// graph by one fused kernel). bfloat16 input on the CPU without a graph too: the fused
     /// kernel reads it into float32, applies the same formula and rounds once, as the
-    /// reference's casts around it do. bfloat16 input with a graph, or on
-    /// another device, stays in bfloat16 with bfloat16 tables (each op computes in float32 and
-    /// rounds its result): three roundings instead of one, and two casts (two passes over `x`
-    /// and two temporaries) fewer. Other dtypes go through float32.
+    /// reference's casts around it do. bfloat16 input with a graph, or on another device,
+    /// stays in bfloat16 with bfloat16 tables (each op computes in float32 and rounds its
+    /// result): three roundings instead of one, and two casts (two passes over `x` and two
+    /// temporaries) fewer. Other dtypes go through float32.
     ///
     /// # Shapes
     /// `x: [b, s, nh, d]` with `s <= T` -> same shape and dtype.
@@ -62,8 +62,7 @@ impl Rope {
             return out; // CPU without a graph: the float32 formula in one pass
         }
         let Some((_, cos, sin)) = self.tables.iter().find(|(k, _, _)| *k == kind) else {
-            let (_, cos, sin) = &self.tables[0];
-            return rotate(&x.to_kind(Kind::Float), cos, sin).to_kind(kind);
+            return rotate(&x.to_kind(Kind::Float), cos32, sin32).to_kind(kind);
         };
         rotate(x, cos, sin)
     }

@@ -35,9 +35,10 @@ impl SwiGlu {
     /// `x: [..., width]` -> `[..., width]`.
     pub fn forward(&self, x: &Tensor) -> Tensor {
         let u = self.gate_up_proj.forward(x); // [..., 2I]
-                                              // Speed: `split` (the reference's `chunk`) rather than two `narrow`s: its backward
-                                              // writes both halves of the gradient into one new tensor, where each narrow's backward
-                                              // fills a zeroed full-size tensor and the two are then added.
+
+        // Speed: `split` (the reference's `chunk`) rather than two `narrow`s: its backward
+        // writes both halves of the gradient into one new tensor, where each narrow's backward
+        // fills a zeroed full-size tensor and the two are then added.
         let halves = u.split(self.inter, -1);
         let (gate, up) = (&halves[0], &halves[1]);
         self.down_proj.forward(&(gate.silu() * up))

@@ -88,9 +88,9 @@ impl TrmBlock {
         match &self.mixer {
             TokenMixer::Attention(attn) => residual_rms_norm(attn.forward(h, rope), h, self.eps),
             TokenMixer::MlpT(mlp_t) => {
+                // `u + ...` with `u` first: the sum keeps `u`'s (transposed) memory order, so
+                // the result transposed back is contiguous.
                 let u = h.transpose(1, 2); // [b, T, H] -> [b, H, T]
-                                           // `u + ...` with `u` first: the sum keeps `u`'s (transposed) memory order, so the
-                                           // result transposed back is contiguous.
                 let u = rms_norm(&(&u + mlp_t.forward(&u)), self.eps); // norm over T
                 u.transpose(1, 2) // [b, H, T] -> [b, T, H]
             }
