@@ -1,4 +1,5 @@
-//! Build script of hrm-core: compiles the fused CPU kernels (`cpp/fused.cpp`) against the
+//! Build script of hrm-core: compiles the fused CPU kernels (`cpp/fused.cpp`, and the bfloat16
+//! attention in `cpp/attention.cpp`) against the
 //! libtorch that torch-sys linked, and records that libtorch as a run-time search path, so this
 //! crate's tests, benches and binaries start without `LD_LIBRARY_PATH`.
 //!
@@ -14,6 +15,7 @@ fn main() {
     println!("cargo:rerun-if-env-changed=LIBTORCH");
     println!("cargo:rerun-if-changed=cpp/fused.cpp");
     println!("cargo:rerun-if-changed=cpp/fused.h");
+    println!("cargo:rerun-if-changed=cpp/attention.cpp");
     let os = env::var("CARGO_CFG_TARGET_OS").unwrap_or_default();
     if os != "linux" && os != "macos" {
         panic!("hrm-core builds on Linux and macOS only (found target OS `{os}`)");
@@ -42,7 +44,7 @@ fn libtorch_lib_dir() -> PathBuf {
     std::fs::canonicalize(&dir).unwrap_or(dir)
 }
 
-/// `cpp/fused.cpp` against libtorch's ATen headers, always at `-O3` (the row loops must
+/// `cpp/fused.cpp` and `cpp/attention.cpp` against libtorch's headers, always at `-O3` (the loops must
 /// vectorise, whatever the profile) and without floating-point contraction (a fused
 /// multiply-add would round `a * b + c * d` differently from libtorch).
 fn compile_fused_kernels(lib_dir: &std::path::Path) {
@@ -65,10 +67,13 @@ fn compile_fused_kernels(lib_dir: &std::path::Path) {
         .warnings(false)
         .opt_level(3)
         .include(&include)
+        // The autograd headers (`torch/csrc/autograd/custom_function.h`) include from here.
+        .include(include.join("torch/csrc/api/include"))
         .flag("-std=c++17")
         .flag("-ffp-contract=off")
         .flag(format!("-D_GLIBCXX_USE_CXX11_ABI={abi}"))
         .file("cpp/fused.cpp")
+        .file("cpp/attention.cpp")
         .compile("hrm_core_fused");
     // The kernels call into these; listed after the static library for the link order.
     println!("cargo:rustc-link-search=native={}", lib_dir.display());

@@ -1,5 +1,6 @@
-//! Fused CPU kernels for the forward without a graph (`cpp/fused.cpp`): the residual sum with
-//! RMSNorm in bfloat16, and RoPE in bfloat16 and float32, each in one pass over memory.
+//! Fused CPU kernels: for the forward without a graph (`cpp/fused.cpp`), the residual sum with
+//! RMSNorm in bfloat16 and RoPE in bfloat16 and float32, each in one pass over memory; and the
+//! bfloat16 attention core with its backward (`cpp/attention.cpp`), see [`attention_bf16`].
 //!
 //! Why: most of an HRM training step is forward work without a graph (every H/L update but the
 //! last two, the whole Q-target pass, all of evaluation). libtorch runs the bfloat16 residual
@@ -43,6 +44,15 @@ extern "C" {
         cos: *const c_void,
         sin_signed: *const c_void,
         out: *mut c_void,
+        err: *mut c_char,
+        len: usize,
+    ) -> c_int;
+    fn hrm_fused_attention_available() -> c_int;
+    fn hrm_fused_attention_bf16(
+        qk: *const c_void,
+        v: *const c_void,
+        scale: f64,
+        out: *mut *mut c_void,
         err: *mut c_char,
         len: usize,
     ) -> c_int;
@@ -143,6 +153,65 @@ pub(crate) fn rope(x: &Tensor, cos: &Tensor, sin_signed: &Tensor) -> Option<Tens
     })
 }
 
+/// Whether this build and CPU have the bfloat16 attention kernels (x86-64 with AVX512-BF16).
+fn attention_available() -> bool {
+    static AVAILABLE: OnceLock<bool> = OnceLock::new();
+    // Safety: a query without arguments.
+    *AVAILABLE.get_or_init(|| unsafe { hrm_fused_attention_available() } == 1)
+}
+
+/// Non-causal `softmax(q k^T / sqrt(d)) v` in bfloat16 on the CPU, with or without a graph:
+/// an autograd function whose forward and backward are `cpp/attention.cpp`'s.
+///
+/// Why: libtorch's bfloat16 flash-attention kernel runs its small per-head products at a
+/// fraction of the bfloat16 peak on CPUs without AMX, and its backward is slower than the
+/// float32 kernel's. At the small preset's shapes the kernels here take the forward from 2.7
+/// to 1.2 ms and forward plus backward from 12.9 (the float32 kernel on float32 copies, the
+/// fastest libtorch route) to 4.6 ms (`docs/performance.md`). Numerics are libtorch's bfloat16
+/// flash kernel's: float32 scores, softmax and accumulation; the probabilities (and in the
+/// backward the score gradients) rounded to bfloat16 where they enter a product.
+///
+/// `None` where it does not apply: off (`HRM_FUSED=off`), no AVX512-BF16, another device or
+/// dtype, or shapes other than below.
+///
+/// # Shapes
+/// `qk: [b, s, 2*nh, d]` (queries in head slots `0..nh`, keys in `nh..2nh`), `v: [b, s, nh, d]`,
+/// unit stride along `d`, `d` even -> `[b, s, nh, d]` contiguous bfloat16.
+pub(crate) fn attention_bf16(qk: &Tensor, v: &Tensor, scale: f64) -> Option<Tensor> {
+    let (size, v_size) = (qk.size(), v.size());
+    let fits = size.len() == 4
+        && v_size.len() == 4
+        && size[0] == v_size[0]
+        && size[1] == v_size[1]
+        && size[1] > 0
+        && size[2] == 2 * v_size[2]
+        && size[3] == v_size[3]
+        && size[3] % 2 == 0
+        && qk.stride()[3] == 1
+        && v.stride()[3] == 1;
+    let on_cpu_bf16 = [qk, v]
+        .iter()
+        .all(|t| t.device() == Device::Cpu && t.kind() == Kind::BFloat16);
+    if !enabled() || !fits || !on_cpu_bf16 || !attention_available() {
+        return None;
+    }
+    let (pqk, pv) = (qk.as_ptr().cast::<c_void>(), v.as_ptr().cast::<c_void>());
+    let mut out: *mut c_void = std::ptr::null_mut();
+    let mut err = [0 as c_char; 512];
+    // Safety: both handles are live tensors for the whole call; the C++ checks dtype, device
+    // and shapes again and, on success only, stores a new `at::Tensor*` that we take over.
+    let status =
+        unsafe { hrm_fused_attention_bf16(pqk, pv, scale, &mut out, err.as_mut_ptr(), err.len()) };
+    if status == 0 && !out.is_null() {
+        // Safety: `out` is a heap `at::Tensor` nobody else owns; tch frees it on drop.
+        return Some(unsafe { Tensor::from_ptr(out.cast()) });
+    }
+    // Safety: the kernel wrote a NUL-terminated message of at most `err.len()` bytes.
+    let message = unsafe { CStr::from_ptr(err.as_ptr()) };
+    debug_assert!(false, "fused attention refused its input: {message:?}");
+    None
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -226,5 +295,116 @@ mod tests {
         // Too few table rows for the sequence.
         let long = Tensor::ones([1, 5, 2, 8], (Kind::BFloat16, Device::Cpu));
         assert!(rope(&long, cos, sin).is_none());
+    }
+
+    /// Relative L2 distance of `got` from the float32 `want`.
+    fn rel_l2(got: &Tensor, want: &Tensor) -> f64 {
+        let diff = got.to_kind(Kind::Float) - want;
+        diff.norm().double_value(&[]) / want.norm().double_value(&[])
+    }
+
+    /// Output and `d qkv` of attention on `qkv: [b, s, 3*nh, d]` against `go`, through `f(qk, v)`
+    /// returning `[b, s, nh, d]`.
+    fn run_attention(
+        qkv: &Tensor,
+        go: &Tensor,
+        nh: i64,
+        f: impl Fn(&Tensor, &Tensor) -> Tensor,
+    ) -> (Tensor, Tensor) {
+        let x = qkv.detach().copy().set_requires_grad(true);
+        let parts = x.split_with_sizes([2 * nh, nh], 2);
+        let out = f(&parts[0], &parts[1]);
+        (out.to_kind(Kind::Float) * go).sum(Kind::Float).backward();
+        (out.detach(), x.grad())
+    }
+
+    #[test]
+    fn bf16_attention_matches_float32_attention_and_its_gradients() {
+        if !attention_available() {
+            eprintln!("skipped: this CPU has no AVX512-BF16");
+            return;
+        }
+        tch::manual_seed(14);
+        // The small preset's head shape, and odd sequences and head widths for the padding.
+        for (b, s, nh, d) in [
+            (3i64, 82i64, 4i64, 64i64),
+            (2, 7, 3, 8),
+            (2, 17, 2, 6),
+            (1, 1, 1, 2),
+        ] {
+            let qkv = bf16_randn(&[b, s, 3 * nh, d], 1.5);
+            let go = Tensor::randn([b, s, nh, d], (Kind::Float, Device::Cpu));
+            let scale = 1.0 / (d as f64).sqrt();
+            // Float32 attention on the same bfloat16 inputs: the reference value.
+            let float32 = |qk: &Tensor, v: &Tensor| {
+                let q_k = qk.to_kind(Kind::Float).split(nh, 2);
+                let t = |x: &Tensor| x.transpose(1, 2);
+                crate::attention::explicit_attention(
+                    &t(&q_k[0]),
+                    &t(&q_k[1]),
+                    &t(&v.to_kind(Kind::Float)),
+                )
+                .transpose(1, 2)
+            };
+            let (want, want_grad) = run_attention(&qkv.to_kind(Kind::Float), &go, nh, float32);
+            let fused = |qk: &Tensor, v: &Tensor| attention_bf16(qk, v, scale).expect("applies");
+            let (got, got_grad) = run_attention(&qkv, &go, nh, fused);
+            assert_eq!(got.size(), vec![b, s, nh, d]);
+            assert_eq!(got.kind(), Kind::BFloat16);
+            // libtorch's bfloat16 kernel on the same inputs: the error to match.
+            let sdpa = |qk: &Tensor, v: &Tensor| {
+                let q_k = qk.split(nh, 2);
+                let t = |x: &Tensor| x.transpose(1, 2);
+                Tensor::scaled_dot_product_attention(
+                    &t(&q_k[0]),
+                    &t(&q_k[1]),
+                    &t(v),
+                    None::<Tensor>,
+                    0.0,
+                    false,
+                    None,
+                    false,
+                )
+                .transpose(1, 2)
+            };
+            let (flash, flash_grad) = run_attention(&qkv, &go, nh, sdpa);
+            let (e_out, e_grad) = (rel_l2(&got, &want), rel_l2(&got_grad, &want_grad));
+            let (f_out, f_grad) = (rel_l2(&flash, &want), rel_l2(&flash_grad, &want_grad));
+            assert!(
+                e_out < 4e-3 && e_out <= 1.2 * f_out + 1e-4,
+                "{b}x{s}x{nh}x{d}: output {e_out} (flash {f_out})"
+            );
+            assert!(
+                e_grad < 8e-3 && e_grad <= 1.2 * f_grad + 1e-4,
+                "{b}x{s}x{nh}x{d}: grad {e_grad} (flash {f_grad})"
+            );
+        }
+    }
+
+    #[test]
+    fn bf16_attention_takes_strided_and_unaligned_views_and_leaves_the_rest_to_libtorch() {
+        if !attention_available() {
+            return;
+        }
+        tch::manual_seed(15);
+        let (nh, d) = (2i64, 8i64);
+        // A view one element into its storage (rows not 32-bit aligned): copied, same result.
+        let wide = bf16_randn(&[2 * 5 * 3 * nh * d + 1], 1.0);
+        let qkv = wide
+            .narrow(0, 1, 2 * 5 * 3 * nh * d)
+            .view([2, 5, 3 * nh, d]);
+        let parts = qkv.split_with_sizes([2 * nh, nh], 2);
+        let shifted = attention_bf16(&parts[0], &parts[1], 0.5).expect("applies");
+        let copy = qkv.copy();
+        let parts_c = copy.split_with_sizes([2 * nh, nh], 2);
+        let aligned = attention_bf16(&parts_c[0], &parts_c[1], 0.5).expect("applies");
+        assert!(shifted.equal(&aligned));
+        // float32, odd head widths and mismatched shapes are not ours.
+        let f32_parts: Vec<Tensor> = parts_c.iter().map(|t| t.to_kind(Kind::Float)).collect();
+        assert!(attention_bf16(&f32_parts[0], &f32_parts[1], 0.5).is_none());
+        let odd = bf16_randn(&[1, 4, 3, 3], 1.0);
+        let odd_parts = odd.split_with_sizes([2, 1], 2);
+        assert!(attention_bf16(&odd_parts[0], &odd_parts[1], 0.5).is_none());
+        assert!(attention_bf16(&parts_c[0], &parts_c[0], 0.5).is_none());
     }
 }
