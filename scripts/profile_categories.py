@@ -20,6 +20,11 @@ import subprocess
 import sys
 
 RULES = [
+    # hrm-core's own bfloat16 attention (cpp/attention.cpp): its vdpbf16ps GEMMs, softmax and
+    # operand packing, all in that file's anonymous namespace.
+    ("attention: hrm-rs bf16 kernels (GEMMs, softmax, packing)", lambda d, s: re.search(
+        r"\(anonymous namespace\)::(gemm_tile|gemm_rows|gemm\b|forward_head|backward_head|"
+        r"pack_rows|pack_words|pack_a|scores_of|exp_row|row_max|store_scaled)|Bf16Attention", s)),
     ("GEMM (oneDNN JIT, MKL)", lambda d, s: d.startswith("[JIT]") or re.search(
         r"mkl_blas|sgemm|xgemm|gemm_bf16|brgemm|jit_uni|jit_avx|dnnl::impl::cpu::x64::(matmul|brgemm|jit)", s)),
     ("attention kernel (flash, non-GEMM part)", lambda d, s: "flash_attention" in s),

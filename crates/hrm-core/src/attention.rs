@@ -40,34 +40,7 @@ impl Attention {
     /// `x: [b, s, H]` -> `[b, s, H]`.
     pub fn forward(&self, x: &Tensor, rope: Option<&Rope>) -> Tensor {
         let (qk, v) = self.project(x, rope);
-        let scale = 1.0 / (self.head_dim as f64).sqrt();
-        if let Some(out) = crate::fused::attention_bf16(&qk, &v, scale) {
-            // [b, s, nh, d] contiguous -> [b, s, nh*d] without a copy.
-            let size = out.size();
-            let merged = out.view([size[0], size[1], self.num_heads * self.head_dim]);
-            return self.o_proj.forward(&merged);
-        }
-        let (q, k) = self.split_qk(&qk);
-        // [b, s, nh, d] -> [b, nh, s, d] for SDPA.
-        let (q, k, v) = (q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2));
-        let out = if needs_f32_core(&q) {
-            // Speed: libtorch's CPU flash-attention backward is 2-2.7x slower in bfloat16 than
-            // in float32 at HRM's shapes (it converts blocks to float32 and back inside), while
-            // the forward is as fast in either. So a call that records a graph runs the kernel
-            // on float32 copies of the bfloat16 q, k, v, and rounds the output back: the same
-            // float32 softmax and accumulation, one rounding of the result instead of the
-            // bfloat16 kernel's rounding of the probabilities. On CUDA the bf16 kernels stay.
-            let kind = q.kind();
-            sdpa(
-                &q.to_kind(Kind::Float),
-                &k.to_kind(Kind::Float),
-                &v.to_kind(Kind::Float),
-            )
-            .to_kind(kind)
-        } else {
-            sdpa(&q, &k, &v)
-        };
-        self.output(&out)
+        self.o_proj.forward(&attention_core(&qk, &v))
     }
 
     /// The same result through an explicit `softmax(q k^T / sqrt(d)) v`, for tests.
@@ -114,6 +87,55 @@ impl Attention {
             .reshape([b, s, self.num_heads * self.head_dim]);
         self.o_proj.forward(&merged)
     }
+}
+
+/// The attention core as [`Attention::forward`] runs it: non-causal
+/// `softmax(q k^T / sqrt(d)) v` with the heads merged, on the fastest route for the device and
+/// dtype (public so that benches and users can time or reuse the core without the
+/// projections):
+/// - bfloat16 on a CPU with AVX512-BF16: this crate's own kernels and their backward
+///   (`cpp/attention.cpp`), unless `HRM_FUSED=off`;
+/// - bfloat16 on other CPUs, recording a graph: libtorch's float32 flash kernel on float32
+///   copies (its bfloat16 backward is 2-2.7x slower at HRM's shapes), rounded back;
+/// - otherwise libtorch's SDPA (float32 on CUDA through its math backend, for exactness).
+///
+/// # Shapes
+/// `qk: [b, s, 2*nh, d]` (queries in head slots `0..nh`, keys in `nh..2nh`, as the fused QKV
+/// projection lays them out), `v: [b, s, nh, d]` -> `[b, s, nh*d]` in `v`'s dtype.
+pub fn attention_core(qk: &Tensor, v: &Tensor) -> Tensor {
+    let size = v.size();
+    let (b, s, nh, d) = (size[0], size[1], size[2], size[3]);
+    let scale = 1.0 / (d as f64).sqrt();
+    if let Some(out) = crate::fused::attention_bf16(qk, v, scale) {
+        // [b, s, nh, d] contiguous -> [b, s, nh*d] without a copy.
+        return out.view([b, s, nh * d]);
+    }
+    let q_k = qk.split(nh, 2);
+    // [b, s, nh, d] -> [b, nh, s, d] for SDPA.
+    let (q, k, v) = (
+        q_k[0].transpose(1, 2),
+        q_k[1].transpose(1, 2),
+        v.transpose(1, 2),
+    );
+    let out = if needs_f32_core(&q) {
+        // Speed: libtorch's CPU flash-attention backward is 2-2.7x slower in bfloat16 than in
+        // float32 at HRM's shapes (it converts blocks to float32 and back inside), while the
+        // forward is as fast in either. So where our own kernels do not run, a call that
+        // records a graph runs the kernel on float32 copies of the bfloat16 q, k, v, and rounds
+        // the output back: the same float32 softmax and accumulation, one rounding of the
+        // result instead of the bfloat16 kernel's rounding of the probabilities.
+        let kind = q.kind();
+        sdpa(
+            &q.to_kind(Kind::Float),
+            &k.to_kind(Kind::Float),
+            &v.to_kind(Kind::Float),
+        )
+        .to_kind(kind)
+    } else {
+        sdpa(&q, &k, &v)
+    };
+    // [b, nh, s, d] -> [b, s, nh*d].
+    out.transpose(1, 2).reshape([b, s, nh * d])
 }
 
 /// Libtorch's fused non-causal scaled-dot-product attention without dropout.

@@ -165,11 +165,12 @@ fn attention_available() -> bool {
 ///
 /// Why: libtorch's bfloat16 flash-attention kernel runs its small per-head products at a
 /// fraction of the bfloat16 peak on CPUs without AMX, and its backward is slower than the
-/// float32 kernel's. At the small preset's shapes the kernels here take the forward from 2.7
-/// to 1.2 ms and forward plus backward from 12.9 (the float32 kernel on float32 copies, the
-/// fastest libtorch route) to 4.6 ms (`docs/performance.md`). Numerics are libtorch's bfloat16
-/// flash kernel's: float32 scores, softmax and accumulation; the probabilities (and in the
-/// backward the score gradients) rounded to bfloat16 where they enter a product.
+/// float32 kernel's. At the small preset's shapes the kernels here take the forward from 3.6
+/// to 1.3 ms and forward plus backward from 11.6 (the float32 kernel on float32 copies, the
+/// fastest libtorch route) to 5.8 ms (criterion's `attention_core`, `docs/performance.md`).
+/// Numerics are libtorch's bfloat16 flash kernel's: float32 scores, softmax and accumulation;
+/// the probabilities (and in the backward the score gradients) rounded to bfloat16 where they
+/// enter a product.
 ///
 /// `None` where it does not apply: off (`HRM_FUSED=off`), no AVX512-BF16, another device or
 /// dtype, or shapes other than below.

@@ -11,9 +11,11 @@
 //!
 //! On the CPU, the forward without a graph (every H/L update but the last two, the Q-target
 //! pass, evaluation) runs two fused kernels of this crate's own (`cpp/fused.cpp`, compiled
-//! against libtorch's ATen headers by the build script): the residual sum plus RMSNorm in
-//! bfloat16 ([`block::residual_rms_norm`]) and RoPE in both dtypes ([`Rope::apply`]).
-//! `HRM_FUSED=off` runs libtorch's ops instead.
+//! against libtorch's headers by the build script): the residual sum plus RMSNorm in
+//! bfloat16 ([`block::residual_rms_norm`]) and RoPE in both dtypes ([`Rope::apply`]). On CPUs
+//! with AVX512-BF16, bfloat16 attention, with or without a graph, runs this crate's own
+//! attention kernels and their backward (`cpp/attention.cpp`) instead of libtorch's flash
+//! kernel ([`attention::Attention::forward`]). `HRM_FUSED=off` runs libtorch's ops instead.
 //!
 //! # Example
 //! ```
