@@ -15,9 +15,11 @@
 //  - backward: probabilities recomputed in float32 from the saved log-sum-exp, rounded to
 //    bfloat16 where they enter a product (dv = p^T do), dp = do v^T in float32,
 //    ds = p (dp - rowsum(do * o)) in float32 rounded to bfloat16 for dq = ds k and dk = ds^T q.
-// Only the order of the float32 sums differs from libtorch's.
+// What differs from libtorch's: the order of the float32 sums, SLEEF's 1-ulp exp where the
+// flash kernel uses a faster 20-ulp one, and vdpbf16ps / vcvtne2ps2bf16 reading float32
+// denormals as zero.
 //
-// Parallelism: one task per (batch, head) on libtorch's own thread team (at::parallel_for).
+// Parallelism: one task per (batch, head) on libtorch's own thread team (parallel_tasks).
 // Every entry point catches every exception and returns a status with the message.
 #include "fused.h"
 
