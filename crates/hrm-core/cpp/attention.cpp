@@ -491,9 +491,11 @@ struct Bf16Attention : public torch::autograd::Function<Bf16Attention> {
     double scale = ctx->saved_data["scale"].toDouble();
     int64_t nh = v.size(2);
     at::Tensor grad_out = grads[0];
+    // A broadcast gradient (the backward of a sum) or another dtype becomes a dense copy.
     if (grad_out.stride(3) != 1 || grad_out.scalar_type() != at::kBFloat16) {
       grad_out = grad_out.to(at::kBFloat16).contiguous();
     }
+    grad_out = word_aligned(grad_out);
     // Queries' and keys' gradients go straight into the two halves of one tensor.
     at::Tensor dqk = at::empty(qk.sizes(), qk.options().memory_format(at::MemoryFormat::Contiguous));
     at::Tensor dq = dqk.narrow(2, 0, nh), dk = dqk.narrow(2, nh, nh);

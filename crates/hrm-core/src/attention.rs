@@ -102,8 +102,20 @@ impl Attention {
 /// # Shapes
 /// `qk: [b, s, 2*nh, d]` (queries in head slots `0..nh`, keys in `nh..2nh`, as the fused QKV
 /// projection lays them out), `v: [b, s, nh, d]` -> `[b, s, nh*d]` in `v`'s dtype.
+///
+/// # Panics
+/// With a message naming both shapes, where they are not the ones above.
 pub fn attention_core(qk: &Tensor, v: &Tensor) -> Tensor {
-    let size = v.size();
+    let (qk_size, size) = (qk.size(), v.size());
+    assert!(
+        qk_size.len() == 4
+            && size.len() == 4
+            && qk_size[0] == size[0]
+            && qk_size[1] == size[1]
+            && qk_size[2] == 2 * size[2]
+            && qk_size[3] == size[3],
+        "attention_core: qk must be [b, s, 2*nh, d] and v [b, s, nh, d]; got {qk_size:?} and {size:?}"
+    );
     let (b, s, nh, d) = (size[0], size[1], size[2], size[3]);
     let scale = 1.0 / (d as f64).sqrt();
     if let Some(out) = crate::fused::attention_bf16(qk, v, scale) {
@@ -221,6 +233,14 @@ mod tests {
             .abs()
             .max()
             .double_value(&[])
+    }
+
+    #[test]
+    #[should_panic(expected = "attention_core: qk must be [b, s, 2*nh, d] and v [b, s, nh, d]")]
+    fn attention_core_names_mismatched_shapes() {
+        let qk = Tensor::zeros([1, 3, 4, 8], (Kind::Float, tch::Device::Cpu));
+        let v = Tensor::zeros([1, 3, 3, 8], (Kind::Float, tch::Device::Cpu));
+        let _ = attention_core(&qk, &v);
     }
 
     #[test]

@@ -400,6 +400,21 @@ mod tests {
         let parts_c = copy.split_with_sizes([2 * nh, nh], 2);
         let aligned = attention_bf16(&parts_c[0], &parts_c[1], 0.5).expect("applies");
         assert!(shifted.equal(&aligned));
+        // The backward of a sum hands over a broadcast gradient (all strides 0): the same input
+        // gradients as a dense one.
+        let grads = |dense: bool| {
+            let x = copy.detach().set_requires_grad(true);
+            let p = x.split_with_sizes([2 * nh, nh], 2);
+            let out = attention_bf16(&p[0], &p[1], 0.5).expect("applies");
+            if dense {
+                // The product's backward materialises the ones as a dense gradient.
+                (&out * out.ones_like()).sum(Kind::Float).backward();
+            } else {
+                out.sum(Kind::Float).backward();
+            }
+            x.grad()
+        };
+        assert!(grads(false).equal(&grads(true)));
         // float32, odd head widths and mismatched shapes are not ours.
         let f32_parts: Vec<Tensor> = parts_c.iter().map(|t| t.to_kind(Kind::Float)).collect();
         assert!(attention_bf16(&f32_parts[0], &f32_parts[1], 0.5).is_none());
