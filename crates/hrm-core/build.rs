@@ -16,6 +16,7 @@ fn main() {
     println!("cargo:rerun-if-changed=cpp/fused.cpp");
     println!("cargo:rerun-if-changed=cpp/fused.h");
     println!("cargo:rerun-if-changed=cpp/attention.cpp");
+    println!("cargo:rerun-if-changed=cpp/guard.h");
     let os = env::var("CARGO_CFG_TARGET_OS").unwrap_or_default();
     if os != "linux" && os != "macos" {
         panic!("hrm-core builds on Linux and macOS only (found target OS `{os}`)");

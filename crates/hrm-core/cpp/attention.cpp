@@ -22,6 +22,7 @@
 // Parallelism: one task per (batch, head) on libtorch's own thread team (parallel_tasks).
 // Every entry point catches every exception and returns a status with the message.
 #include "fused.h"
+#include "guard.h"
 
 #include <algorithm>
 #include <cmath>
@@ -46,6 +47,8 @@ extern "C" __m512 Sleef_expf16_u10(__m512);
 #endif
 
 namespace {
+
+using hrm::check;
 
 #if HRM_HAVE_BF16_ATTENTION
 
@@ -80,37 +83,34 @@ HRM_AVX512_BF16 inline __mmask16 first_lanes(int64_t count) {
                      : __mmask16((1u << static_cast<unsigned>(std::max<int64_t>(count, 0))) - 1u);
 }
 
-// Pairs of bfloat16 rows (row k = src + k * rs, n elements, unit stride) into the pair layout
-// [kp / 2][np][2]; a missing last row of an odd k and the columns past n are zeros.
-HRM_AVX512_BF16 void pack_rows(const uint16_t* src, int64_t rs, int64_t k, int64_t n, int64_t np,
-                               uint16_t* dst) {
-  for (int64_t r = 0; r < k; r += 2) {
-    const uint16_t* r0 = src + r * rs;
-    const uint16_t* r1 = r + 1 < k ? r0 + rs : nullptr;
-    uint16_t* out = dst + (r / 2) * np * 2;
-    for (int64_t c = 0; c < np; c += 16) {
-      __mmask16 m = first_lanes(n - c);
-      __m256i a = _mm256_maskz_loadu_epi16(m, r0 + c);
-      __m256i b = r1 ? _mm256_maskz_loadu_epi16(m, r1 + c) : _mm256_setzero_si256();
-      _mm512_storeu_si512(out + c * 2, interleave16(a, b));
-    }
-  }
+// 16 columns of two rows as 16 (k, k+1) pairs, rounded to bfloat16 (nearest even) if float32;
+// a missing second row reads as zeros, lanes outside `m` as zeros.
+HRM_AVX512_BF16 inline __m512i row_pair(const uint16_t* r0, const uint16_t* r1, __mmask16 m) {
+  __m256i a = _mm256_maskz_loadu_epi16(m, r0);
+  __m256i b = r1 ? _mm256_maskz_loadu_epi16(m, r1) : _mm256_setzero_si256();
+  return interleave16(a, b);
 }
 
-// The same from float32 rows (row k = src + k * rs), rounded to bfloat16 (nearest even).
-HRM_AVX512_BF16 void pack_rows_f32(const float* src, int64_t rs, int64_t k, int64_t n, int64_t np,
-                                   uint16_t* dst) {
+HRM_AVX512_BF16 inline __m512i row_pair(const float* r0, const float* r1, __mmask16 m) {
+  __m512 a = _mm512_maskz_loadu_ps(m, r0);
+  __m512 b = r1 ? _mm512_maskz_loadu_ps(m, r1) : _mm512_setzero_ps();
+  __m512i both = (__m512i)_mm512_cvtne2ps_pbh(b, a);  // low half a, high half b
+  return interleave16(_mm512_castsi512_si256(both), _mm512_extracti64x4_epi64(both, 1));
+}
+
+// Pairs of rows (row k = src + k * rs, n elements, unit stride; bfloat16, or float32 rounded
+// to it) into the pair layout [kp / 2][np][2]; a missing last row of an odd k and the columns
+// past n are zeros.
+template <typename T>
+HRM_AVX512_BF16 void pack_rows(const T* src, int64_t rs, int64_t k, int64_t n, int64_t np,
+                               uint16_t* dst) {
   for (int64_t r = 0; r < k; r += 2) {
-    const float* r0 = src + r * rs;
-    const float* r1 = r + 1 < k ? r0 + rs : nullptr;
+    const T* r0 = src + r * rs;
+    const T* r1 = r + 1 < k ? r0 + rs : nullptr;
     uint16_t* out = dst + (r / 2) * np * 2;
     for (int64_t c = 0; c < np; c += 16) {
       __mmask16 m = first_lanes(n - c);
-      __m512 a = _mm512_maskz_loadu_ps(m, r0 + c);
-      __m512 b = r1 ? _mm512_maskz_loadu_ps(m, r1 + c) : _mm512_setzero_ps();
-      __m512i both = (__m512i)_mm512_cvtne2ps_pbh(b, a);  // low half a, high half b
-      _mm512_storeu_si512(out + c * 2, interleave16(_mm512_castsi512_si256(both),
-                                                     _mm512_extracti64x4_epi64(both, 1)));
+      _mm512_storeu_si512(out + c * 2, row_pair(r0 + c, r1 ? r1 + c : nullptr, m));
     }
   }
 }
@@ -353,7 +353,7 @@ HRM_AVX512_BF16 void backward_head(Head q, Head k, Head v, Head o, Head grad_out
   for (int64_t i = 0; i < s; ++i) exp_row(p + i * d.np_s, d.np_s, s, lse[i]);
   float* acc = w.grad.data();
   // dv = p^T do: p rounded to bfloat16 and read pair-major as the left operand.
-  pack_rows_f32(p, d.np_s, s, s, d.np_s, w.a.data());
+  pack_rows(p, d.np_s, s, s, d.np_s, w.a.data());
   pack_rows(grad_out.p, grad_out.rs, s, d.dim, d.np_d, w.b.data());
   gemm(Left::pair_major(w.a.data(), d.np_s), s, d.sp / 2, w.b.data(), d.np_d, acc, d.np_d);
   for (int64_t j = 0; j < s; ++j) store_scaled(acc + j * d.np_d, 1.0f, d.dim, dv + j * dv_rs);
@@ -376,7 +376,7 @@ HRM_AVX512_BF16 void backward_head(Head q, Head k, Head v, Head o, Head grad_out
   }
   // ds in bfloat16: row-major [s (i), sp (j)] for dq, pair-major over i for dk = ds^T q.
   for (int64_t i = 0; i < s; ++i) store_scaled(dp + i * d.np_s, 1.0f, d.sp, w.a.data() + i * d.sp);
-  pack_rows_f32(dp, d.np_s, s, s, d.np_s, w.a2.data());
+  pack_rows(dp, d.np_s, s, s, d.np_s, w.a2.data());
   // dq = scale ds k.
   pack_rows(k.p, k.rs, s, d.dim, d.np_d, w.b.data());
   float* out = w.scores.data();  // p is no longer needed
@@ -402,10 +402,6 @@ bool cpu_has_avx512_bf16() {
 bool cpu_has_avx512_bf16() { return false; }
 
 #endif
-
-void check(bool ok, const char* what) {
-  if (!ok) throw std::invalid_argument(what);
-}
 
 // q, k, v: [b, s, nh, d] CPU bfloat16, one shape, unit stride along d, d even.
 void check_inputs(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v) {
@@ -508,38 +504,25 @@ struct Bf16Attention : public torch::autograd::Function<Bf16Attention> {
 
 #endif
 
-int fail(const char* message, char* err, size_t len) {
-  if (err != nullptr && len > 0) {
-    std::strncpy(err, message, len - 1);
-    err[len - 1] = '\0';
-  }
-  return 1;
-}
-
 }  // namespace
 
 extern "C" int hrm_fused_attention_available(void) { return cpu_has_avx512_bf16() ? 1 : 0; }
 
 extern "C" int hrm_fused_attention_bf16(const void* qk_ptr, const void* v_ptr, double scale,
                                         void** out_ptr, char* err, size_t len) {
-  try {
 #if HRM_HAVE_BF16_ATTENTION
-    const at::Tensor& qk = *static_cast<const at::Tensor*>(qk_ptr);
-    const at::Tensor& v = *static_cast<const at::Tensor*>(v_ptr);
-    check(qk.dim() == 4 && v.dim() == 4 && qk.size(2) == 2 * v.size(2),
-          "attention: qk must be [b, s, 2 nh, d] for v [b, s, nh, d]");
-    at::Tensor out = Bf16Attention::apply(qk, v, scale);
-    *out_ptr = new at::Tensor(std::move(out));
-    return 0;
+  return hrm::guarded(
+      [&] {
+        const at::Tensor& qk = *static_cast<const at::Tensor*>(qk_ptr);
+        const at::Tensor& v = *static_cast<const at::Tensor*>(v_ptr);
+        check(qk.dim() == 4 && v.dim() == 4 && qk.size(2) == 2 * v.size(2),
+              "attention: qk must be [b, s, 2 nh, d] for v [b, s, nh, d]");
+        at::Tensor out = Bf16Attention::apply(qk, v, scale);
+        *out_ptr = new at::Tensor(std::move(out));
+      },
+      err, len);
 #else
-    (void)qk_ptr, (void)v_ptr, (void)scale, (void)out_ptr;
-    return fail("attention: built without the AVX512-BF16 kernels", err, len);
+  (void)qk_ptr, (void)v_ptr, (void)scale, (void)out_ptr;
+  return hrm::fail("attention: built without the AVX512-BF16 kernels", err, len);
 #endif
-  } catch (const c10::Error& e) {
-    return fail(e.what_without_backtrace(), err, len);
-  } catch (const std::exception& e) {
-    return fail(e.what(), err, len);
-  } catch (...) {
-    return fail("unknown C++ exception", err, len);
-  }
 }

@@ -15,6 +15,7 @@
 // Every entry point catches every exception and returns a status with the message, instead of
 // unwinding into Rust.
 #include "fused.h"
+#include "guard.h"
 
 #include <algorithm>
 #include <cmath>
@@ -35,6 +36,9 @@
 #endif
 
 namespace {
+
+using hrm::check;
+using hrm::guarded;
 
 // bfloat16 is the upper half of a float32.
 inline float bf16_to_f32(uint16_t b) {
@@ -149,32 +153,6 @@ void for_each_row(const at::Tensor& out_rows, const at::Tensor* inputs, int64_t 
         }
       },
       grain_rows(row_len));
-}
-
-void check(bool ok, const char* what) {
-  if (!ok) throw std::invalid_argument(what);
-}
-
-int fail(const char* message, char* err, size_t len) {
-  if (err != nullptr && len > 0) {
-    std::strncpy(err, message, len - 1);
-    err[len - 1] = '\0';
-  }
-  return 1;
-}
-
-template <typename F>
-int guarded(F&& f, char* err, size_t len) {
-  try {
-    f();
-    return 0;
-  } catch (const c10::Error& e) {
-    return fail(e.what_without_backtrace(), err, len);
-  } catch (const std::exception& e) {
-    return fail(e.what(), err, len);
-  } catch (...) {
-    return fail("unknown C++ exception", err, len);
-  }
 }
 
 bool is_cpu_bf16(const at::Tensor& t) {
