@@ -117,11 +117,21 @@ pub fn attention_core(qk: &Tensor, v: &Tensor) -> Tensor {
         "attention_core: qk must be [b, s, 2*nh, d] and v [b, s, nh, d]; got {qk_size:?} and {size:?}"
     );
     let (b, s, nh, d) = (size[0], size[1], size[2], size[3]);
-    let scale = 1.0 / (d as f64).sqrt();
-    if let Some(out) = crate::fused::attention_bf16(qk, v, scale) {
+    match crate::fused::attention_bf16(qk, v, 1.0 / (d as f64).sqrt()) {
         // [b, s, nh, d] contiguous -> [b, s, nh*d] without a copy.
-        return out.view([b, s, nh * d]);
+        Some(out) => out.view([b, s, nh * d]),
+        None => libtorch_core(qk, v),
     }
+}
+
+/// [`attention_core`] through libtorch's SDPA: the route where this crate's own kernels do not
+/// run.
+///
+/// # Shapes
+/// `qk: [b, s, 2*nh, d]`, `v: [b, s, nh, d]` -> `[b, s, nh*d]`.
+fn libtorch_core(qk: &Tensor, v: &Tensor) -> Tensor {
+    let size = v.size();
+    let (b, s, nh, d) = (size[0], size[1], size[2], size[3]);
     let q_k = qk.split(nh, 2);
     // [b, s, nh, d] -> [b, nh, s, d] for SDPA.
     let (q, k, v) = (
@@ -297,6 +307,37 @@ mod tests {
     }
 
     #[test]
+    fn libtorch_route_matches_explicit_attention_in_bf16_with_and_without_a_graph() {
+        // The route CPUs without AVX512-BF16 (and `HRM_FUSED=off`) take, tested on every host.
+        tch::manual_seed(4);
+        let (nh, d) = (2i64, 8i64);
+        let qkv = Tensor::randn([2, 7, 3 * nh, d], (Kind::Float, tch::Device::Cpu))
+            .to_kind(Kind::BFloat16);
+        let explicit = |qkv: &Tensor| {
+            let p = qkv.split(nh, 2);
+            let t = |x: &Tensor| x.transpose(1, 2);
+            explicit_attention(&t(&p[0]), &t(&p[1]), &t(&p[2]))
+                .transpose(1, 2)
+                .reshape([2, 7, nh * d])
+        };
+        let want = explicit(&qkv.to_kind(Kind::Float));
+        let parts = qkv.split_with_sizes([2 * nh, nh], 2);
+        let no_graph = tch::no_grad(|| libtorch_core(&parts[0], &parts[1]));
+        assert_eq!(no_graph.kind(), Kind::BFloat16);
+        assert!(max_abs_diff(&no_graph, &want) < 5e-2);
+        // Recording a graph: the float32 core on copies, gradients as float32 attention's.
+        let x = qkv.detach().set_requires_grad(true);
+        let p = x.split_with_sizes([2 * nh, nh], 2);
+        let out = libtorch_core(&p[0], &p[1]);
+        assert_eq!(out.kind(), Kind::BFloat16);
+        assert!(max_abs_diff(&out, &want) < 5e-2);
+        out.to_kind(Kind::Float).sum(Kind::Float).backward();
+        let x32 = qkv.to_kind(Kind::Float).set_requires_grad(true);
+        explicit(&x32).sum(Kind::Float).backward();
+        assert!(max_abs_diff(&x.grad(), &x32.grad()) < 5e-2);
+    }
+
+    #[test]
     fn sdpa_matches_explicit_attention_in_bf16_within_bf16_precision() {
         tch::manual_seed(2);
         let vs = nn::VarStore::new(tch::Device::Cpu);
@@ -310,8 +351,9 @@ mod tests {
             "{}",
             max_abs_diff(&fast, &slow)
         );
-        // Recording a graph, the core runs on float32 copies: the same result within bf16
-        // precision, a bf16 output, and gradients that reach the input.
+        // Recording a graph (our kernels' backward, or the float32 core on copies where they do
+        // not run): the same result within bf16 precision, a bf16 output, and gradients that
+        // reach the input.
         let xg = x.detach().set_requires_grad(true);
         let with_graph = attn.forward(&xg, None);
         assert_eq!(with_graph.kind(), Kind::BFloat16);
