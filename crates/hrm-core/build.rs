@@ -17,6 +17,7 @@ fn main() {
     println!("cargo:rerun-if-changed=cpp/fused.h");
     println!("cargo:rerun-if-changed=cpp/attention.cpp");
     println!("cargo:rerun-if-changed=cpp/guard.h");
+    println!("cargo:rerun-if-changed=cpp/bf16.h");
     let os = env::var("CARGO_CFG_TARGET_OS").unwrap_or_default();
     if os != "linux" && os != "macos" {
         panic!("hrm-core builds on Linux and macOS only (found target OS `{os}`)");

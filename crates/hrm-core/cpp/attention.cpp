@@ -22,6 +22,7 @@
 // Parallelism: one task per (batch, head) on libtorch's own thread team (parallel_tasks).
 // Every entry point catches every exception and returns a status with the message.
 #include "fused.h"
+#include "bf16.h"
 #include "guard.h"
 
 #include <algorithm>
@@ -48,16 +49,10 @@ extern "C" __m512 Sleef_expf16_u10(__m512);
 
 namespace {
 
+using hrm::bf16_to_f32;
 using hrm::check;
 
 #if HRM_HAVE_BF16_ATTENTION
-
-inline float bf16_to_f32(uint16_t b) {
-  uint32_t u = static_cast<uint32_t>(b) << 16;
-  float f;
-  std::memcpy(&f, &u, sizeof f);
-  return f;
-}
 
 inline int64_t round_up(int64_t n, int64_t m) { return (n + m - 1) / m * m; }
 
@@ -123,9 +118,9 @@ HRM_AVX512_BF16 void pack_words(const uint16_t* src, int64_t rs, int64_t k, int6
   int64_t pairs = k / 2;
   const __m512i lane = _mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0);
   const __m512i step = _mm512_set1_epi32(static_cast<int32_t>(rs / 2));
+  const __m512i index = _mm512_mullo_epi32(lane, step);  // word offsets of columns c + lane
   for (int64_t c = 0; c < np; c += 16) {
     __mmask16 m = first_lanes(n - c);
-    __m512i index = _mm512_mullo_epi32(lane, step);  // words from column c + lane
     const uint16_t* col = src + c * rs;
     for (int64_t p = 0; p < pairs; ++p) {
       __m512i words =

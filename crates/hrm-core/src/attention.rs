@@ -49,9 +49,9 @@ impl Attention {
     /// `x: [b, s, H]` -> `[b, s, H]`.
     pub fn forward_explicit(&self, x: &Tensor, rope: Option<&Rope>) -> Tensor {
         let (qk, v) = self.project(x, rope);
-        let (q, k) = self.split_qk(&qk);
+        let (q, k) = split_qk(&qk, self.num_heads);
         let out = explicit_attention(&q.transpose(1, 2), &k.transpose(1, 2), &v.transpose(1, 2));
-        self.output(&out)
+        self.o_proj.forward(&merge_heads(&out))
     }
 
     /// `(qk, v)`: queries and keys `[b, s, 2*nh, d]` with RoPE applied, values `[b, s, nh, d]`.
@@ -71,22 +71,19 @@ impl Attention {
         };
         (qk, qk_v[1].shallow_clone())
     }
+}
 
-    /// `(q, k)`, each `[b, s, nh, d]`, from `qk: [b, s, 2*nh, d]`.
-    fn split_qk(&self, qk: &Tensor) -> (Tensor, Tensor) {
-        let q_k = qk.split(self.num_heads, 2);
-        (q_k[0].shallow_clone(), q_k[1].shallow_clone())
-    }
+/// `(q, k)`, each `[b, s, nh, d]`, from `qk: [b, s, 2*nh, d]`.
+fn split_qk(qk: &Tensor, num_heads: i64) -> (Tensor, Tensor) {
+    let q_k = qk.split(num_heads, 2);
+    (q_k[0].shallow_clone(), q_k[1].shallow_clone())
+}
 
-    /// `[b, nh, s, d]` -> `[b, s, H]` through `o_proj`.
-    fn output(&self, out: &Tensor) -> Tensor {
-        let size = out.size();
-        let (b, s) = (size[0], size[2]);
-        let merged = out
-            .transpose(1, 2)
-            .reshape([b, s, self.num_heads * self.head_dim]);
-        self.o_proj.forward(&merged)
-    }
+/// `[b, nh, s, d]` -> `[b, s, nh*d]`.
+fn merge_heads(out: &Tensor) -> Tensor {
+    let size = out.size();
+    out.transpose(1, 2)
+        .reshape([size[0], size[2], size[1] * size[3]])
 }
 
 /// The attention core as [`Attention::forward`] runs it: non-causal
@@ -130,15 +127,9 @@ pub fn attention_core(qk: &Tensor, v: &Tensor) -> Tensor {
 /// # Shapes
 /// `qk: [b, s, 2*nh, d]`, `v: [b, s, nh, d]` -> `[b, s, nh*d]`.
 fn libtorch_core(qk: &Tensor, v: &Tensor) -> Tensor {
-    let size = v.size();
-    let (b, s, nh, d) = (size[0], size[1], size[2], size[3]);
-    let q_k = qk.split(nh, 2);
+    let (q, k) = split_qk(qk, v.size()[2]);
     // [b, s, nh, d] -> [b, nh, s, d] for SDPA.
-    let (q, k, v) = (
-        q_k[0].transpose(1, 2),
-        q_k[1].transpose(1, 2),
-        v.transpose(1, 2),
-    );
+    let (q, k, v) = (q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2));
     let out = if needs_f32_core(&q) {
         // Speed: libtorch's CPU flash-attention backward is 2-2.7x slower in bfloat16 than in
         // float32 at HRM's shapes (it converts blocks to float32 and back inside), while the
@@ -156,8 +147,7 @@ fn libtorch_core(qk: &Tensor, v: &Tensor) -> Tensor {
     } else {
         sdpa(&q, &k, &v)
     };
-    // [b, nh, s, d] -> [b, s, nh*d].
-    out.transpose(1, 2).reshape([b, s, nh * d])
+    merge_heads(&out)
 }
 
 /// Libtorch's fused non-causal scaled-dot-product attention without dropout.

@@ -79,14 +79,20 @@ fn applies(t: &Tensor, kinds: &[Kind]) -> bool {
 /// means the checks here let through something the kernel refused: a bug, so debug builds
 /// (the tests) stop on it, while release builds fall back to libtorch's ops.
 fn finish(out: Tensor, call: impl FnOnce(*mut c_char, usize) -> c_int) -> Option<Tensor> {
+    succeeded(call).then_some(out)
+}
+
+/// Runs one C++ entry point with an error buffer: whether it returned 0. A failure is a bug
+/// (see [`finish`]): debug builds stop on it with the kernel's message.
+fn succeeded(call: impl FnOnce(*mut c_char, usize) -> c_int) -> bool {
     let mut err = [0 as c_char; 512];
     if call(err.as_mut_ptr(), err.len()) == 0 {
-        return Some(out);
+        return true;
     }
     // Safety: the kernel wrote a NUL-terminated message of at most `err.len()` bytes.
     let message = unsafe { CStr::from_ptr(err.as_ptr()) };
     debug_assert!(false, "fused kernel refused its input: {message:?}");
-    None
+    false
 }
 
 /// `rms_norm(a + h, eps)` with the sum rounded to bfloat16 first, as `rms_norm(&(a + h))`.
@@ -198,19 +204,13 @@ pub(crate) fn attention_bf16(qk: &Tensor, v: &Tensor, scale: f64) -> Option<Tens
     }
     let (pqk, pv) = (qk.as_ptr().cast::<c_void>(), v.as_ptr().cast::<c_void>());
     let mut out: *mut c_void = std::ptr::null_mut();
-    let mut err = [0 as c_char; 512];
     // Safety: both handles are live tensors for the whole call; the C++ checks dtype, device
     // and shapes again and, on success only, stores a new `at::Tensor*` that we take over.
-    let status =
-        unsafe { hrm_fused_attention_bf16(pqk, pv, scale, &mut out, err.as_mut_ptr(), err.len()) };
-    if status == 0 && !out.is_null() {
-        // Safety: `out` is a heap `at::Tensor` nobody else owns; tch frees it on drop.
-        return Some(unsafe { Tensor::from_ptr(out.cast()) });
-    }
-    // Safety: the kernel wrote a NUL-terminated message of at most `err.len()` bytes.
-    let message = unsafe { CStr::from_ptr(err.as_ptr()) };
-    debug_assert!(false, "fused attention refused its input: {message:?}");
-    None
+    let ok = succeeded(|err, len| unsafe {
+        hrm_fused_attention_bf16(pqk, pv, scale, &mut out, err, len)
+    });
+    // Safety: `out` is a heap `at::Tensor` nobody else owns; tch frees it on drop.
+    (ok && !out.is_null()).then(|| unsafe { Tensor::from_ptr(out.cast()) })
 }
 
 #[cfg(test)]
