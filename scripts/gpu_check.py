@@ -5,7 +5,9 @@
 1. Every golden case on the device: float32 within the format's tolerances, and the bf16
    forward as a smoke check (`hrm golden --bf16`).
 2. `hrm bench` for each preset (`tiny,small,paper,paper@768`: `NAME@B` times NAME at batch B)
-   in float32 and bfloat16, side by side with the reference's own modules timed by
+   in float32 and bfloat16, on CUDA also with `--cuda-graphs` (replays of the captured steps,
+   after a check that they match the eager steps), side by side with the reference's own
+   modules timed by
    `scripts/bench_reference.py` in the same run: every eager timing first, then the reference
    under `torch.compile` (largest settings first) while `--budget-seconds` lasts (when
    `--reference DIR` names a checkout of sapientinc/HRM).
@@ -16,8 +18,9 @@
 The table is rewritten to `--out` after each part, so a run stopped early still leaves one;
 `--logs DIR` keeps every command's output and both training runs' metrics.
 
-It needs no cargo and no network: build `hrm` in release mode elsewhere, copy it (stripped) with
-this checkout, and point `--hrm` at it; `hrm` runs on the libtorch of `--python`'s torch (its
+It needs no cargo and no network: `scripts/gpu_prepare.sh` builds a stripped release `hrm` and the
+test executables with GPU-only tests into `target/gpu-carry/` elsewhere; copy that with this
+checkout and point `--hrm` (and `--tests`) at it; `hrm` runs on the libtorch of `--python`'s torch (its
 `torch/lib` is put first in `LD_LIBRARY_PATH`). Without a GPU, `--device cpu` runs the same steps on the
 CPU, which shows the script works end to end.
 
@@ -85,13 +88,38 @@ def golden(hrm, dirs, device, bf16):
     return rows
 
 
+def gpu_tests(directory):
+    """Runs the GPU-only unit tests (`#[ignore = "needs a CUDA GPU"]`, names ending in
+    `on_a_gpu`) of every test executable in `directory` (`scripts/gpu_prepare.sh` puts them
+    there). Per executable: (name, PASS/FAIL, summary)."""
+    rows = []
+    for exe in sorted(Path(directory).iterdir()):
+        if not (exe.is_file() and os.access(exe, os.X_OK)):
+            continue
+        code, out, err = run([str(exe), "--ignored", "on_a_gpu", "--test-threads", "1"],
+                             timeout=300, label=f"tests-{exe.name}")
+        result = re.search(r"test result: \w+\. (\d+) passed; (\d+) failed", out)
+        summary = (f"{result.group(1)} passed, {result.group(2)} failed" if result
+                   else (err.strip().splitlines() or ["no result"])[-1])
+        failed = [m.group(1) for m in re.finditer(r"^test (\S+) \.\.\. FAILED", out, re.M)]
+        if failed:
+            summary += ": " + ", ".join(failed)
+        rows.append((exe.name, "PASS" if code == 0 and result else "FAIL", summary))
+    if not rows:
+        rows.append((str(directory), "FAIL", "no test executables there"))
+    return rows
+
+
 def split_preset(spec):
     """`paper@768` -> ("paper", 768); `tiny` -> ("tiny", None)."""
     name, _, batch = spec.partition("@")
     return name, int(batch) if batch else None
 
 
-def hrm_bench(hrm, spec, dtype, device, steps, threads):
+def hrm_bench(hrm, spec, dtype, device, steps, threads, graphs=False):
+    """(train samples/s, eval puzzles/s, why it failed or "", the `graphs:` check line or None).
+    With `graphs`, the timings are of CUDA-graph replays; they are kept even when the check
+    that replays match the eager steps failed (the check line says so)."""
     preset, batch = split_preset(spec)
     cmd = [hrm, "bench", "--config", preset, "--dtype", dtype, "--device", device,
            "--steps", str(steps), "--eval-rollouts", "2"]
@@ -99,12 +127,18 @@ def hrm_bench(hrm, spec, dtype, device, steps, threads):
         cmd += ["--batch-size", str(batch)]
     if threads:
         cmd += ["--threads", str(threads)]
-    code, out, err = run(cmd, timeout=600, label=f"hrm-{spec}-{dtype}")
+    if graphs:
+        cmd.append("--cuda-graphs")
+    label = f"hrm-{'graphs-' if graphs else ''}{spec}-{dtype}"
+    code, out, err = run(cmd, timeout=600, label=label)
     train = re.search(r"train: ([\d.]+) samples/s", out)
     ev = re.search(r"eval: ([\d.]+) puzzles/s", out)
-    if code != 0 or not train:
-        return None, None, (err.strip().splitlines() or ["failed"])[-1]
-    return float(train.group(1)), float(ev.group(1)) if ev else None, ""
+    check = re.search(r"^graphs: (.*)$", out, re.M)
+    check = check.group(1) if check else None
+    if not train or (code != 0 and not check):
+        return None, None, (err.strip().splitlines() or ["failed"])[-1], check
+    why = "" if code == 0 else (err.strip().splitlines() or ["failed"])[-1]
+    return float(train.group(1)), float(ev.group(1)) if ev else None, why, check
 
 
 def reference_bench(python, reference, spec, dtype, device, steps, threads, compile_):
@@ -223,10 +257,14 @@ def main():
     ap.add_argument("--steps", type=int, default=20, help="timed training steps per bench")
     ap.add_argument("--threads", type=int, help="CPU intra-op threads (CPU runs)")
     ap.add_argument("--no-compile", action="store_true", help="skip torch.compile timings")
+    ap.add_argument("--no-graphs", action="store_true",
+                    help="skip the CUDA-graph timings of hrm-rs (`hrm bench --cuda-graphs`)")
     ap.add_argument("--train-seconds", type=int, default=120)
     ap.add_argument("--budget-seconds", type=float, default=470,
                     help="stop starting new measurements after this long (the table says what "
                          "was skipped); the torch.compile timings come last")
+    ap.add_argument("--tests", help="a directory of test executables (scripts/gpu_prepare.sh): "
+                                    "their GPU-only tests run first")
     ap.add_argument("--logs", help="keep every command's output in this directory")
     ap.add_argument("--out", help="also write the table (markdown) to this file, after each part")
     args = ap.parse_args()
@@ -256,10 +294,10 @@ def main():
                     f"({'8192' if args.device.startswith('cuda') else '1024'}^3).")
         head.append("")
     notes = []
-    sections = {"train": [], "golden": [], "speed": []}
+    sections = {"tests": [], "train": [], "golden": [], "speed": []}
 
     def emit(final=False):
-        lines = head + sections["train"] + sections["golden"] + sections["speed"]
+        lines = head + sections["tests"] + sections["train"] + sections["golden"] + sections["speed"]
         lines += ["", f"Total time: {time.time() - t0:.0f} s{'' if final else ' (so far)'}."]
         if notes:
             lines += ["", "Notes:"] + [f"- {n}" for n in notes]
@@ -267,6 +305,13 @@ def main():
         if args.out:
             Path(args.out).write_text(table + "\n")
         return table
+
+    if args.tests:
+        rows = ["", "## GPU-only unit tests", "", "| test executable | result | summary |",
+                "|---|---|---|"]
+        rows += [f"| {n} | {r} | {m} |" for n, r, m in gpu_tests(args.tests)]
+        sections["tests"] = rows
+        emit()
 
     # The training runs come first and alone (the device run and the CPU run side by side, on
     # different hardware), so that they do not disturb the timings below.
@@ -323,6 +368,10 @@ def main():
     settings = [(spec, dtype) for spec in args.presets.split(",") for dtype in args.dtypes.split(",")]
     res = {k: {} for k in settings}
 
+    graphs = args.device.startswith("cuda") and not args.no_graphs
+    if not args.device.startswith("cuda"):
+        notes.append("CUDA graphs are CUDA only: no graphs columns on this device")
+
     def speed_rows():
         rows = ["", "## Speed (same run, same host)", "",
                 "| preset | dtype | hrm-rs train samples/s | ref eager | ref compile | ratio eager "
@@ -337,6 +386,22 @@ def main():
                 f"| {spec} | {dtype} | {fmt(tr)} | {fmt(re_tr)} | {fmt(rc_tr)} | {ratio(tr, re_tr)} "
                 f"| {ratio(tr, rc_tr)} | {fmt(ev, 2)} | {fmt(re_ev, 2)} | {fmt(rc_ev, 2)} "
                 f"| {ratio(ev, re_ev)} | {ratio(ev, rc_ev)} |")
+        if graphs:
+            rows += ["", "hrm-rs with CUDA graphs (`hrm bench --cuda-graphs`: the training step's "
+                     "forward and backward and the evaluation rollout replayed; optimisers eager):",
+                     "", "| preset | dtype | train samples/s | vs hrm-rs eager | vs ref eager "
+                     "| vs ref compile | eval puzzles/s | vs hrm-rs eager | vs ref eager "
+                     "| vs ref compile | replay check |",
+                     "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
+            for (spec, dtype), r in res.items():
+                tr, ev = r.get("hrm", (None, None))
+                gt, ge = r.get("graphs", (None, None))
+                re_tr, re_ev = r.get("eager", (None, None))
+                rc_tr, rc_ev = r.get("compile", (None, None))
+                rows.append(
+                    f"| {spec} | {dtype} | {fmt(gt)} | {ratio(gt, tr)} | {ratio(gt, re_tr)} "
+                    f"| {ratio(gt, rc_tr)} | {fmt(ge, 2)} | {ratio(ge, ev)} | {ratio(ge, re_ev)} "
+                    f"| {ratio(ge, rc_ev)} | {r.get('check') or '-'} |")
         return rows
 
     def time_reference(spec, dtype, mode):
@@ -347,10 +412,19 @@ def main():
             notes.append(f"reference {mode} {spec} {dtype}: {why}")
 
     for spec, dtype in settings:
-        tr, ev, why = hrm_bench(args.hrm, spec, dtype, args.device, args.steps, args.threads)
+        tr, ev, why, _ = hrm_bench(args.hrm, spec, dtype, args.device, args.steps, args.threads)
         res[(spec, dtype)]["hrm"] = (tr, ev)
         if why:
             notes.append(f"hrm bench {spec} {dtype}: {why}")
+        if graphs:
+            tr, ev, why, check = hrm_bench(args.hrm, spec, dtype, args.device, args.steps,
+                                           args.threads, graphs=True)
+            res[(spec, dtype)]["graphs"] = (tr, ev)
+            res[(spec, dtype)]["check"] = check.split(" (")[0] if check else None
+            if check:
+                notes.append(f"hrm bench --cuda-graphs {spec} {dtype}: {check}")
+            if why:
+                notes.append(f"hrm bench --cuda-graphs {spec} {dtype}: {why}")
         if args.reference:
             time_reference(spec, dtype, "eager")
         sections["speed"] = speed_rows()

@@ -20,6 +20,12 @@
 //!   which the torch wheel does not ship: [`gloo_headers`] installs Debian's `libgloo-dev` when
 //!   they are missing and the user is root, and otherwise says what to install. Without them
 //!   everything still builds and single-process training works.
+//! - hrm-core's CUDA-graph handle and hrm-dist's NCCL backend are C++ built against the CUDA
+//!   runtime headers; the torch wheel ships them without their `crt/` part and without CCCL's
+//!   `nv/` headers, which are the small `nvidia-cuda-crt` and `nvidia-cuda-cccl` packages of the
+//!   same CUDA release (about 3 MB together): [`cuda_headers`] installs them into the cache's
+//!   environment when they are missing there. Without them everything still builds; CUDA graphs
+//!   and NCCL are then unavailable.
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -129,6 +135,7 @@ pub fn run(root: &Path) -> Result<Torch> {
         dir.display()
     );
     gloo_headers();
+    cuda_headers(&home, &dir);
     Ok(Torch {
         dir,
         user_libtorch: None,
@@ -384,6 +391,82 @@ fn gloo_headers() {
             "[setup] warning: apt-get could not install libgloo-dev; {MISSING}, so multi-process \
              CPU runs stay off until it is installed. Single-process training works."
         ),
+    }
+}
+
+/// Installs `nvidia-cuda-crt` and `nvidia-cuda-cccl` (the CUDA runtime's `crt/` headers and
+/// CCCL's `nv/` headers) beside a CUDA torch wheel whose runtime headers lack them, with the cache
+/// environment's own pip, at the CUDA release of the wheel's `nvidia-cuda-runtime`. Torch found
+/// elsewhere (a system python3) is not modified: the message says what to install.
+fn cuda_headers(home: &Path, torch_dir: &Path) {
+    let Some(site) = torch_dir.parent() else {
+        return;
+    };
+    let Some(include) = ["nvidia/cu13/include", "nvidia/cuda_runtime/include"]
+        .iter()
+        .map(|d| site.join(d))
+        .find(|d| d.join("cuda_runtime_api.h").is_file())
+    else {
+        return; // a CPU wheel, or CUDA headers found elsewhere by the build scripts
+    };
+    let has_cccl = include.join("cccl/nv/target").is_file() || include.join("nv/target").is_file();
+    let missing: Vec<&str> = [
+        (
+            "nvidia-cuda-crt",
+            include.join("crt/host_config.h").is_file(),
+        ),
+        ("nvidia-cuda-cccl", has_cccl),
+    ]
+    .into_iter()
+    .filter_map(|(package, present)| (!present).then_some(package))
+    .collect();
+    if missing.is_empty() {
+        return;
+    }
+    let release = fs::read_dir(site).ok().and_then(|entries| {
+        entries.flatten().find_map(|e| {
+            let name = e.file_name().to_string_lossy().into_owned();
+            let version = name
+                .strip_prefix("nvidia_cuda_runtime-")?
+                .strip_suffix(".dist-info")?
+                .to_string();
+            let mut parts = version.split('.');
+            Some(format!("{}.{}", parts.next()?, parts.next()?))
+        })
+    });
+    let Some(release) = release else { return };
+    let packages: Vec<String> = missing
+        .iter()
+        .map(|p| format!("{p}=={release}.*"))
+        .collect();
+    let list = packages.join(" ");
+    let python = home.join("bin").join("python");
+    if !torch_dir.starts_with(home) || !python.is_file() {
+        eprintln!(
+            "[setup] CUDA graphs and NCCL need CUDA headers the torch wheel leaves out, next to \
+             {}: install them into that python (`python3 -m pip install {list}`), then rebuild",
+            include.display()
+        );
+        return;
+    }
+    eprintln!("[setup] installing {list} (CUDA headers, for CUDA graphs and NCCL)");
+    let ok = Command::new(&python)
+        .args([
+            "-m",
+            "pip",
+            "install",
+            "--disable-pip-version-check",
+            "--no-deps",
+        ])
+        .args(&packages)
+        .status()
+        .map(|s| s.success())
+        .unwrap_or(false);
+    if !ok {
+        eprintln!(
+            "[setup] warning: could not install {list}; everything builds, but CUDA graphs and \
+             NCCL stay unavailable until they are installed"
+        );
     }
 }
 

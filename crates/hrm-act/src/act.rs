@@ -51,6 +51,30 @@ impl ActCarry {
         }
     }
 
+    /// An independent copy (new storage).
+    pub fn copy(&self) -> Self {
+        ActCarry {
+            inner: self.inner.copy(),
+            steps: self.steps.copy(),
+            halted: self.halted.copy(),
+            current_data: self.current_data.copy(),
+        }
+    }
+
+    /// Overwrites every tensor of this carry in place with `other`'s values, keeping their
+    /// storage: how a step captured in a CUDA graph carries its state from one replay to the
+    /// next.
+    ///
+    /// # Errors
+    /// [`crate::ActError::BatchShape`] when the carries are for batches of other shapes.
+    pub fn copy_from(&mut self, other: &ActCarry) -> crate::error::Result<()> {
+        self.current_data.copy_from(&other.current_data)?;
+        self.inner.copy_from(&other.inner);
+        self.steps.copy_(&other.steps);
+        self.halted.copy_(&other.halted);
+        Ok(())
+    }
+
     /// True when every row has halted (`all_finish` in the reference). Reads one value back
     /// from the device.
     pub fn all_halted(&self) -> bool {
@@ -135,4 +159,39 @@ pub fn act_step(
         puzzle_emb_local: out.puzzle_emb_local,
     };
     (new_carry, output)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use hrm_core::{Hrm, HrmConfig};
+
+    #[test]
+    fn copy_from_carries_every_tensor_over_in_place() {
+        let mut cfg = HrmConfig::tiny();
+        cfg.hidden_size = 32;
+        cfg.num_heads = 2;
+        cfg.puzzle_emb_ndim = 0;
+        let model = Hrm::new(&cfg, tch::Device::Cpu).expect("model");
+        let batch = ActBatch {
+            inputs: Tensor::ones([2, 81], (Kind::Int64, tch::Device::Cpu)),
+            labels: Tensor::ones([2, 81], (Kind::Int64, tch::Device::Cpu)),
+            puzzle_identifiers: Tensor::zeros([2], (Kind::Int64, tch::Device::Cpu)),
+        };
+        let mut dst = ActCarry::initial(&model, &batch);
+        let (next, _) = tch::no_grad(|| {
+            act_step(&model, &ActCarry::initial(&model, &batch), &batch, Mode::Eval)
+        });
+        let storage = dst.inner.z_h.data_ptr();
+        dst.copy_from(&next).expect("same shapes");
+        assert_eq!(dst.inner.z_h.data_ptr(), storage, "the storage is kept");
+        assert!(dst.inner.z_h.equal(&next.inner.z_h));
+        assert!(dst.inner.z_l.equal(&next.inner.z_l));
+        assert!(dst.steps.equal(&next.steps));
+        assert!(dst.halted.equal(&next.halted));
+        assert!(dst.current_data.inputs.equal(&next.current_data.inputs));
+        let copy = dst.copy();
+        assert_ne!(copy.inner.z_l.data_ptr(), dst.inner.z_l.data_ptr());
+        assert!(copy.inner.z_l.equal(&dst.inner.z_l));
+    }
 }

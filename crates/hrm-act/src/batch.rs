@@ -107,4 +107,63 @@ impl ActBatch {
             puzzle_identifiers: self.puzzle_identifiers.copy(),
         }
     }
+
+    /// Overwrites this batch's tensors in place with `other`'s values (same shapes), keeping
+    /// their storage: how new data reaches a step captured in a CUDA graph.
+    ///
+    /// # Errors
+    /// [`ActError::BatchShape`] when `other` has another shape.
+    pub fn copy_from(&mut self, other: &ActBatch) -> Result<()> {
+        for (name, dst, src) in [
+            ("inputs", &mut self.inputs, &other.inputs),
+            ("labels", &mut self.labels, &other.labels),
+            (
+                "puzzle_identifiers",
+                &mut self.puzzle_identifiers,
+                &other.puzzle_identifiers,
+            ),
+        ] {
+            if dst.size() != src.size() {
+                return Err(ActError::BatchShape {
+                    name,
+                    expected: dst.size(),
+                    found: src.size(),
+                });
+            }
+            if dst.data_ptr() != src.data_ptr() {
+                dst.copy_(src);
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn batch(b: i64, s: i64, fill: i64) -> ActBatch {
+        ActBatch {
+            inputs: Tensor::full([b, s], fill, (Kind::Int64, Device::Cpu)),
+            labels: Tensor::full([b, s], fill + 1, (Kind::Int64, Device::Cpu)),
+            puzzle_identifiers: Tensor::full([b], fill + 2, (Kind::Int64, Device::Cpu)),
+        }
+    }
+
+    #[test]
+    fn copy_from_writes_in_place_and_refuses_other_shapes() {
+        let mut dst = batch(2, 3, 0);
+        let storage = dst.inputs.data_ptr();
+        dst.copy_from(&batch(2, 3, 5)).expect("same shapes");
+        assert_eq!(dst.inputs.data_ptr(), storage, "the storage is kept");
+        assert_eq!(dst.inputs.int64_value(&[1, 2]), 5);
+        assert_eq!(dst.labels.int64_value(&[0, 0]), 6);
+        assert_eq!(dst.puzzle_identifiers.int64_value(&[1]), 7);
+        let err = dst.copy_from(&batch(3, 3, 1)).expect_err("another batch size");
+        assert!(
+            matches!(err, ActError::BatchShape { name: "inputs", .. }),
+            "{err}"
+        );
+        assert_eq!(dst.inputs.int64_value(&[0, 0]), 5, "nothing was written");
+    }
 }

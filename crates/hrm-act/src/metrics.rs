@@ -84,6 +84,20 @@ impl Metrics {
         }
     }
 
+    /// An independent copy (new storage), e.g. of metrics a CUDA graph's next replay rewrites.
+    pub fn copy(&self) -> Metrics {
+        Metrics {
+            count: self.count.copy(),
+            accuracy: self.accuracy.copy(),
+            exact_accuracy: self.exact_accuracy.copy(),
+            q_halt_accuracy: self.q_halt_accuracy.copy(),
+            steps: self.steps.copy(),
+            lm_loss: self.lm_loss.copy(),
+            q_halt_loss: self.q_halt_loss.as_ref().map(Tensor::copy),
+            q_continue_loss: self.q_continue_loss.as_ref().map(Tensor::copy),
+        }
+    }
+
     /// The metrics by the reference's names, read to the host in one transfer.
     pub fn to_host(&self) -> MetricValues {
         let mut names = vec![

@@ -38,6 +38,16 @@ impl InnerCarry {
         }
     }
 
+    /// Overwrites both states in place with `other`'s values (same shapes), keeping their
+    /// storage, as a step captured in a CUDA graph needs.
+    ///
+    /// # Panics
+    /// When the shapes differ.
+    pub fn copy_from(&mut self, other: &InnerCarry) {
+        self.z_h.copy_(&other.z_h);
+        self.z_l.copy_(&other.z_l);
+    }
+
     /// An independent copy (new storage), e.g. to keep a snapshot while the original is updated.
     pub fn copy(&self) -> Self {
         InnerCarry {

@@ -10,7 +10,12 @@
 //! a new storage (a replaced tensor) has a new data pointer; either makes the next call cast
 //! again. A call whose result needs a gradient casts through autograd as before, so the
 //! gradient still reaches the float32 parameter (HRM uses each weight once per step that way).
+//!
+//! A CUDA-graph capture starts a new epoch of every cache when it begins and when it ends
+//! ([`crate::cuda_graph`]): the captured step must make its own casts, and eager code must not
+//! reuse a copy that lives in the graph's memory.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 
 use tch::{Kind, Tensor};
@@ -18,6 +23,7 @@ use tch::{Kind, Tensor};
 /// One cached cast: what it was made from and the copy.
 #[derive(Debug)]
 struct Entry {
+    epoch: u64,
     kind: Kind,
     data_ptr: usize,
     version: i64,
@@ -48,16 +54,19 @@ impl CastCache {
         }
         let data_ptr = param.data_ptr() as usize;
         let version = param.internal_version();
+        let epoch = EPOCH.load(Ordering::Acquire);
         // A poisoned lock only means another thread panicked mid-update; the entry is then
         // either the old one or the new one, and the key check below decides whether to use it.
         let mut slot = self.slot.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(e) = slot.as_ref() {
-            if e.kind == kind && e.data_ptr == data_ptr && e.version == version {
+            if e.epoch == epoch && e.kind == kind && e.data_ptr == data_ptr && e.version == version
+            {
                 return e.value.shallow_clone();
             }
         }
         let value = tch::no_grad(|| param.to_kind(kind));
         *slot = Some(Entry {
+            epoch,
             kind,
             data_ptr,
             version,
@@ -65,6 +74,14 @@ impl CastCache {
         });
         value
     }
+}
+
+/// The epoch every cached copy was made in; a copy from an older epoch is made again.
+static EPOCH: AtomicU64 = AtomicU64::new(0);
+
+/// Makes every cache of the process cast again at its next use.
+pub(crate) fn start_new_epoch() {
+    EPOCH.fetch_add(1, Ordering::AcqRel);
 }
 
 /// Whether an op on `t` now would be recorded by autograd: `t` requires a gradient and grad
@@ -109,6 +126,18 @@ mod tests {
         // Same kind: the parameter itself.
         let same = cache.get(&p, Kind::Float);
         assert_eq!(same.data_ptr(), p.data_ptr());
+    }
+
+    #[test]
+    fn a_new_epoch_makes_the_copy_again() {
+        let p = Tensor::from_slice(&[1.0f32, 2.0]).set_requires_grad(true);
+        let cache = CastCache::new();
+        let a = tch::no_grad(|| cache.get(&p, Kind::BFloat16));
+        start_new_epoch();
+        let b = tch::no_grad(|| cache.get(&p, Kind::BFloat16));
+        assert_ne!(a.data_ptr(), b.data_ptr(), "a new epoch casts again");
+        let c = tch::no_grad(|| cache.get(&p, Kind::BFloat16));
+        assert_eq!(b.data_ptr(), c.data_ptr(), "and then reuses the new copy");
     }
 
     #[test]

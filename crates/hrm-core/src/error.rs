@@ -84,6 +84,14 @@ pub enum CoreError {
         reason: String,
     },
 
+    // --- CUDA graphs ---
+    /// A CUDA graph could not be captured or replayed ([`crate::cuda_graph::CudaGraph`]).
+    #[error("CUDA graph: {reason}")]
+    CudaGraph {
+        /// What failed, with libtorch's or CUDA's message where there is one.
+        reason: String,
+    },
+
     // --- foreign errors ---
     /// An error reported by libtorch.
     #[error(transparent)]

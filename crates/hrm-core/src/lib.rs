@@ -17,6 +17,10 @@
 //! attention kernels and their backward (`cpp/attention.cpp`) instead of libtorch's flash
 //! kernel ([`attention::Attention::forward`]). `HRM_FUSED=off` runs libtorch's ops instead.
 //!
+//! On CUDA, [`cuda_graph::CudaGraph`] captures a step of work once and replays it as one graph
+//! (libtorch's `at::cuda::CUDAGraph`, through `cpp/cuda_graph.cpp`): `hrm-train` uses it for
+//! the ACT training step and the evaluation rollout, which are launch-bound at small sizes.
+//!
 //! # Example
 //! ```
 //! use hrm_core::{CoreInput, HrmConfig, Hrm, Mode, RecurrentCore};
@@ -44,6 +48,10 @@ pub mod block;
 pub mod carry;
 pub mod cast_cache;
 pub mod config;
+// CUDA graphs through libtorch's C++ API: `unsafe` to call the C entry points of
+// `cpp/cuda_graph.cpp` and to own the handle they return.
+#[allow(unsafe_code)]
+pub mod cuda_graph;
 pub mod direct;
 pub mod embedding;
 pub mod error;

@@ -7,8 +7,11 @@
 //! run one training step as `pretrain.py`'s `train_batch` does ([`BenchSetup::train_step`]), the
 //! same without the optimisers ([`BenchSetup::train_step_no_optim`], the variant compared with
 //! the reference, whose AdamATan2 is CUDA-only) and an evaluation rollout of `halt_max_steps`
-//! ACT steps under `no_grad` ([`BenchSetup::eval_rollout`]). Nothing here reads the host or
-//! synchronises the device: callers time around [`synchronize`].
+//! ACT steps under `no_grad` ([`BenchSetup::eval_rollout`]). On CUDA the same steps can be
+//! captured in CUDA graphs ([`BenchSetup::capture_train_step`], [`BenchSetup::capture_eval`],
+//! see [`crate::graphed`]), and [`BenchSetup::graph_check`] compares a replay with the eager
+//! step. Nothing here but the check reads the host or synchronises the device: callers time
+//! around [`synchronize`].
 
 use std::fmt;
 use std::str::FromStr;
@@ -19,6 +22,7 @@ use hrm_act::{act_step, ActBatch, ActCarry, LossHead};
 use hrm_core::{ForwardDtype, Hrm, HrmConfig, Mode, RecurrentCore};
 
 use crate::error::{Result, TrainError};
+use crate::graphed::{GraphedEvalRollout, GraphedTrainStep};
 use crate::optim::{AdamAtan2, AdamAtan2Config, SignSgdConfig};
 use crate::train_step::{act_train_step, Optimizers, PuzzleOptimizer, StepRates};
 
@@ -228,6 +232,107 @@ impl BenchSetup {
         self.carry = Some(carry);
     }
 
+    /// The training step's forward and backward pass captured in a CUDA graph, continuing from
+    /// the current carry (see [`GraphedTrainStep::capture`]).
+    ///
+    /// # Errors
+    /// When the model's device cannot capture CUDA graphs, or the step cannot be captured.
+    pub fn capture_train_step(&mut self) -> Result<GraphedTrainStep> {
+        let global_batch_size = self.batch_size() as usize;
+        GraphedTrainStep::capture(
+            &self.model,
+            &self.head,
+            &mut self.optimizers.adam,
+            &self.batch,
+            self.carry.as_ref(),
+            global_batch_size,
+        )
+    }
+
+    /// [`BenchSetup::train_step`] through `graph`: a replay, then the eager updates.
+    ///
+    /// # Errors
+    /// As [`GraphedTrainStep::step`].
+    pub fn graphed_train_step(&mut self, graph: &mut GraphedTrainStep) -> Result<()> {
+        graph.step(&self.batch, &mut self.optimizers, BENCH_RATES)?;
+        Ok(())
+    }
+
+    /// [`BenchSetup::train_step_no_optim`] through `graph`: a replay only.
+    ///
+    /// # Errors
+    /// As [`GraphedTrainStep::replay`].
+    pub fn graphed_train_step_no_optim(&mut self, graph: &mut GraphedTrainStep) -> Result<()> {
+        graph.replay(&self.batch)
+    }
+
+    /// The evaluation rollout captured in a CUDA graph.
+    ///
+    /// # Errors
+    /// When the model's device cannot capture CUDA graphs, or the rollout cannot be captured.
+    pub fn capture_eval(&self) -> Result<GraphedEvalRollout> {
+        GraphedEvalRollout::capture(
+            &self.model,
+            &self.head,
+            &self.batch,
+            self.config.halt_max_steps,
+        )
+    }
+
+    /// Compares the captured steps with the eager ones on this setup's batch: the training
+    /// step's loss and gradients from the same carry (they do not depend on the random halting
+    /// exploration, which only decides the next carry), and the carry after an evaluation
+    /// rollout. Leaves the weights, the gradients (cleared) and the carry as they were.
+    ///
+    /// # Errors
+    /// When either graph cannot be captured or replayed.
+    pub fn graph_check(&mut self) -> Result<GraphCheck> {
+        let start = self.carry.as_ref().map_or_else(
+            || ActCarry::initial(&self.model, &self.batch),
+            ActCarry::copy,
+        );
+        let global_batch_size = self.batch_size() as usize;
+        let mut graph = GraphedTrainStep::capture(
+            &self.model,
+            &self.head,
+            &mut self.optimizers.adam,
+            &self.batch,
+            Some(&start),
+            global_batch_size,
+        )?;
+        let adam = &mut self.optimizers.adam;
+        adam.zero_grad();
+        let (next, out) = act_step(&self.model, &start, &self.batch, Mode::Train);
+        let eager_loss = self.head.act(&next, &out).loss * (1.0 / global_batch_size as f64);
+        eager_loss.backward();
+        let eager_grads: Vec<Tensor> = adam.grads().map(|g| g.copy()).collect();
+        graph.replay(&self.batch)?;
+        let graph_grads: Vec<Tensor> = adam.grads().collect();
+        let train_loss_rel = relative_difference(
+            &[eager_loss.detach()],
+            &[graph.scaled_loss().shallow_clone()],
+        );
+        let train_grads_rel = relative_difference(&eager_grads, &graph_grads);
+        adam.zero_grad();
+
+        let eager = self.eval_rollout();
+        let mut rollout = self.capture_eval()?;
+        rollout.run(&self.batch)?;
+        let graphed = rollout.carry();
+        let eval_state_rel = relative_difference(
+            &[eager.inner.z_h, eager.inner.z_l],
+            &[
+                graphed.inner.z_h.shallow_clone(),
+                graphed.inner.z_l.shallow_clone(),
+            ],
+        );
+        Ok(GraphCheck {
+            train_loss_rel,
+            train_grads_rel,
+            eval_state_rel,
+        })
+    }
+
     /// An evaluation rollout: `halt_max_steps` ACT calls in evaluation mode from a fresh
     /// carry, each followed by the loss head (as the reference's evaluation loop), all under
     /// `no_grad`. Returns the final carry.
@@ -240,6 +345,53 @@ impl BenchSetup {
             carry = next;
         }
         carry
+    }
+}
+
+/// How far the CUDA-graph replays of [`BenchSetup::graph_check`] are from the eager steps:
+/// each is `max |eager - graphed| / max |eager|` over the tensors compared.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct GraphCheck {
+    /// The training step's `loss / global_batch_size`.
+    pub train_loss_rel: f64,
+    /// Every parameter gradient of the training step together.
+    pub train_grads_rel: f64,
+    /// `z_H` and `z_L` after an evaluation rollout.
+    pub eval_state_rel: f64,
+}
+
+impl GraphCheck {
+    /// The largest of the three differences.
+    pub fn worst(&self) -> f64 {
+        self.train_loss_rel
+            .max(self.train_grads_rel)
+            .max(self.eval_state_rel)
+    }
+}
+
+/// `max |a - b| / max |a|` over paired tensors, in float64 (0 when `a` is all zeros and equals
+/// `b`; infinite when the shapes differ).
+fn relative_difference(a: &[Tensor], b: &[Tensor]) -> f64 {
+    let _guard = tch::no_grad_guard();
+    let mut diff = 0.0f64;
+    let mut scale = 0.0f64;
+    for (x, y) in a.iter().zip(b) {
+        if x.size() != y.size() {
+            return f64::INFINITY;
+        }
+        let (x, y) = (x.to_kind(Kind::Double), y.to_kind(Kind::Double));
+        diff = diff.max((&x - &y).abs().max().double_value(&[]));
+        scale = scale.max(x.abs().max().double_value(&[]));
+    }
+    if a.len() != b.len() {
+        return f64::INFINITY;
+    }
+    if scale > 0.0 {
+        diff / scale
+    } else if diff == 0.0 {
+        0.0
+    } else {
+        f64::INFINITY
     }
 }
 
@@ -268,6 +420,84 @@ mod tests {
             0,
         );
         assert!(matches!(zero, Err(TrainError::Config { ref key, .. }) if key == "batch_size"));
+    }
+
+    #[test]
+    fn cuda_graphs_on_the_cpu_are_a_clear_error() {
+        let mut setup = BenchSetup::with_batch_size(
+            BenchPreset::Tiny,
+            ForwardDtype::Float32,
+            Device::Cpu,
+            0,
+            2,
+        )
+        .expect("bench setup");
+        let err = setup
+            .capture_train_step()
+            .expect_err("no CUDA graphs on the CPU");
+        assert!(err.to_string().contains("need a CUDA device"), "{err}");
+        let err = setup.capture_eval().expect_err("no CUDA graphs on the CPU");
+        assert!(err.to_string().contains("need a CUDA device"), "{err}");
+        assert!(setup.graph_check().is_err());
+        // Nothing ran: the setup still trains eagerly from the initial carry.
+        assert!(setup.carry.is_none());
+        setup.train_step().expect("an eager step after the refusal");
+    }
+
+    /// The captured training step and rollout agree with the eager ones, in float32 and
+    /// bfloat16, and the graphed step trains. Needs a GPU: `scripts/gpu_check.py` runs it
+    /// there (`--ignored`).
+    #[test]
+    #[ignore = "needs a CUDA GPU"]
+    fn graph_replays_match_the_eager_steps_on_a_gpu() {
+        assert!(
+            hrm_core::cuda_graph::cuda_graphs_built(),
+            "this build has no CUDA graphs"
+        );
+        assert!(tch::Cuda::is_available(), "no CUDA device");
+        for (dtype, tol) in [
+            (ForwardDtype::Float32, 1e-4),
+            (ForwardDtype::Bfloat16, 2e-2),
+        ] {
+            let mut setup =
+                BenchSetup::with_batch_size(BenchPreset::Tiny, dtype, Device::Cuda(0), 0, 8)
+                    .expect("bench setup");
+            setup.config.halt_max_steps = 3;
+            setup.train_step().expect("eager step");
+            let check = setup.graph_check().expect("graph check");
+            assert!(check.worst() <= tol, "{dtype:?}: {check:?}");
+            // Replays with the optimisers in between change the weights and keep the loss
+            // finite; the carry advances (rows count their steps).
+            let mut graph = setup.capture_train_step().expect("capture");
+            let first = |s: &BenchSetup| s.model.params().trainable()[0].1.copy();
+            let before = first(&setup);
+            for _ in 0..3 {
+                setup.graphed_train_step(&mut graph).expect("graphed step");
+            }
+            assert!(
+                !before.equal(&first(&setup)),
+                "{dtype:?}: the weights did not change"
+            );
+            assert!(graph.scaled_loss().double_value(&[]).is_finite());
+            let steps = graph.carry().steps.max().int64_value(&[]);
+            assert!(steps >= 1, "{dtype:?}: the carry did not advance");
+        }
+    }
+
+    #[test]
+    fn relative_difference_measures_the_worst_element() {
+        let a = [
+            Tensor::from_slice(&[1.0f32, -4.0]),
+            Tensor::from_slice(&[2.0f32]),
+        ];
+        let b = [
+            Tensor::from_slice(&[1.0f32, -4.0]),
+            Tensor::from_slice(&[1.0f32]),
+        ];
+        assert!((relative_difference(&a, &b) - 0.25).abs() < 1e-12);
+        assert_eq!(relative_difference(&a, &a), 0.0);
+        let short = [Tensor::from_slice(&[1.0f32])];
+        assert_eq!(relative_difference(&a[..1], &short), f64::INFINITY);
     }
 
     #[test]

@@ -2,7 +2,8 @@
 //!
 //! `hrm-train` turns the models of `hrm-core`, the ACT loop of `hrm-act` and the datasets of
 //! `hrm-data` into runs: the AdamATan2 and sign-SGD optimisers ([`optim`]), the warm-up +
-//! cosine schedule ([`schedule`]), one training step ([`train_step`]), the loop with exact
+//! cosine schedule ([`schedule`]), one training step ([`train_step`]) and, on CUDA, the step and
+//! the evaluation rollout captured in CUDA graphs ([`graphed`]), the loop with exact
 //! resume ([`trainer`]) reporting through a [`observer::TrainObserver`], evaluation with ARC
 //! voting ([`eval`]), inference rollouts ([`rollout`]), checkpoints ([`checkpoint`]), the run
 //! directory ([`run_dir`]) and the golden check ([`golden`]). Configs are
@@ -50,6 +51,7 @@ pub mod distributed;
 pub mod error;
 pub mod eval;
 pub mod golden;
+pub mod graphed;
 pub mod import;
 pub mod observer;
 pub mod optim;

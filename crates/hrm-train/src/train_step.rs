@@ -134,6 +134,21 @@ fn backward_and_update(
 ) -> Result<Option<NonFinite>> {
     let scaled = loss * (1.0 / global_batch_size as f64);
     scaled.backward();
+    update_after_backward(&scaled, puzzle_local, ids, opt, rates)
+}
+
+/// What follows the backward pass of a step: in a data-parallel run the gradient all-reduce,
+/// then the finite check of `scaled` (the loss the backward pass started from) and the global
+/// gradient norm, then sign-SGD on the puzzle rows of `ids` and AdamATan2, or, when something
+/// was not finite, no update and cleared gradients. Shared by the eager steps and the step
+/// captured in a CUDA graph ([`crate::graphed`]).
+pub(crate) fn update_after_backward(
+    scaled: &Tensor,
+    puzzle_local: Option<&Tensor>,
+    ids: &Tensor,
+    opt: &mut Optimizers,
+    rates: StepRates,
+) -> Result<Option<NonFinite>> {
     if let Some(dp) = &opt.parallel {
         dp.all_reduce_gradients(opt.adam.params())?;
     }
@@ -154,7 +169,7 @@ fn backward_and_update(
         (_, g) => (g, ids.shallow_clone()),
     };
     let mut non_finite = check_step(
-        &scaled,
+        scaled,
         opt.adam
             .grads()
             .chain(puzzle_grad.as_ref().map(Tensor::shallow_clone)),

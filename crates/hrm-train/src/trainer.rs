@@ -31,6 +31,7 @@ use crate::distributed::DataParallel;
 use crate::error::{Result, TrainError};
 use crate::eval::arc::is_arc_dataset;
 use crate::eval::{add_arc_voting, evaluate_sharded, EvalReport};
+use crate::graphed::GraphedTrainStep;
 use crate::observer::{NoObserver, RunStart, StepEvent, TrainObserver};
 use crate::optim::{AdamAtan2, AdamAtan2Config, Ema, SignSgdConfig};
 use crate::run_dir::{MetricsLine, RunDir};
@@ -231,6 +232,9 @@ struct Session<'a> {
     train_seconds: f64,
     /// The data-parallel ranks, if any.
     parallel: Option<DataParallel>,
+    /// With `cuda_graphs`, the captured training step (made at the first step); it then holds
+    /// the carry, and `carry` is `None`.
+    graphed: Option<GraphedTrainStep>,
 }
 
 impl Session<'_> {
@@ -253,8 +257,28 @@ impl Session<'_> {
         let rank = self.parallel.as_ref().map_or(0, DataParallel::rank) as u64;
         let seed = ((self.cfg.seed.wrapping_mul(1_000_003) ^ self.step).wrapping_add(rank)) as i64;
         let gbs = self.cfg.global_batch_size;
-        let outcome = seeded::with_seed(seed, || match &self.model {
-            ArchModel::Recurrent(core) => {
+        if let (true, None, ArchModel::Recurrent(core)) =
+            (self.cfg.cuda_graphs, &self.graphed, &self.model)
+        {
+            // Captured from the carry training continues from; its warm-up steps draw in a
+            // seeded section of their own, so every replay below draws what it would in a
+            // resumed run.
+            let graph = seeded::with_seed(seed, || {
+                GraphedTrainStep::capture(
+                    core.as_ref(),
+                    &self.head,
+                    &mut self.opt.adam,
+                    &act_batch,
+                    self.carry.as_ref(),
+                    gbs,
+                )
+            })?;
+            self.graphed = Some(graph);
+            self.carry = None;
+        }
+        let outcome = seeded::with_seed(seed, || match (&self.model, self.graphed.as_mut()) {
+            (ArchModel::Recurrent(_), Some(graph)) => graph.step(&act_batch, &mut self.opt, rates),
+            (ArchModel::Recurrent(core), None) => {
                 let (next, outcome) = act_train_step(
                     core.as_ref(),
                     self.carry.take(),
@@ -267,7 +291,7 @@ impl Session<'_> {
                 self.carry = Some(next);
                 Ok(outcome)
             }
-            ArchModel::Direct(direct) => direct_train_step(
+            (ArchModel::Direct(direct), _) => direct_train_step(
                 direct.as_ref(),
                 &act_batch,
                 &self.head,
@@ -365,12 +389,17 @@ impl Session<'_> {
             return Ok(None);
         };
         let gathered;
-        let carry = match (&self.parallel, &self.carry) {
+        let carry = self
+            .graphed
+            .as_ref()
+            .map(GraphedTrainStep::carry)
+            .or(self.carry.as_ref());
+        let carry = match (&self.parallel, carry) {
             (Some(dp), Some(c)) => {
                 gathered = crate::distributed::gather_carry(dp, c)?;
                 Some(&gathered)
             }
-            (_, c) => c.as_ref(),
+            (_, c) => c,
         };
         if !self.is_main() {
             return Ok(None);
@@ -479,6 +508,9 @@ pub fn train_with(opts: TrainOptions, observer: &mut dyn TrainObserver) -> Resul
         dp.local_rows(cfg.global_batch_size)?;
         dp.broadcast_parameters(model.params())?;
     }
+    if cfg.cuda_graphs {
+        check_cuda_graphs(cfg, &model, device, opts.parallel.is_some())?;
+    }
     let epoch_steps = total_train_steps(&meta, cfg.epochs, cfg.global_batch_size);
     if epoch_steps == 0 {
         return Err(TrainError::Dataset {
@@ -542,6 +574,7 @@ pub fn train_with(opts: TrainOptions, observer: &mut dyn TrainObserver) -> Resul
         sampler_state: None,
         train_seconds: 0.0,
         parallel: opts.parallel.clone(),
+        graphed: None,
     };
 
     // The state to continue from: the newest checkpoint that verifies (damaged newer ones are
@@ -805,6 +838,36 @@ impl ShallowVec for [(String, Tensor)] {
 }
 
 /// Refuses a resume whose config changes the model's shapes, the architecture or the batch.
+/// Refuses `cuda_graphs = true` where no step can be captured: a model without an ACT step, a
+/// data-parallel run (not supported yet), a device that is not CUDA or a build without CUDA
+/// graphs.
+fn check_cuda_graphs(
+    cfg: &TrainConfig,
+    model: &ArchModel,
+    device: Device,
+    parallel: bool,
+) -> Result<()> {
+    let reason = match model {
+        ArchModel::Direct(_) => Some(format!(
+            "arch `{}` has no ACT step to capture; CUDA graphs apply to hrm and trm",
+            cfg.arch.name()
+        )),
+        ArchModel::Recurrent(_) if parallel => {
+            Some("CUDA graphs are not supported in data-parallel runs yet".to_string())
+        }
+        ArchModel::Recurrent(_) => hrm_core::cuda_graph::check_device(device)
+            .err()
+            .map(|e| e.to_string()),
+    };
+    match reason {
+        Some(reason) => Err(TrainError::Config {
+            key: "cuda_graphs".into(),
+            reason,
+        }),
+        None => Ok(()),
+    }
+}
+
 fn check_resumable(
     state: &CheckpointState,
     cfg: &TrainConfig,

@@ -195,6 +195,18 @@ fn bad_input_gives_clear_errors() {
         "{msg}"
     );
 
+    // CUDA graphs on the CPU: refused before anything is written, naming the key.
+    let err = train(options(
+        config(dataset(), &["cuda_graphs=true"]),
+        &runs.path().join("r3"),
+    ))
+    .expect_err("no CUDA graphs on the CPU");
+    assert!(
+        err.to_string().contains("cuda_graphs") && err.to_string().contains("CUDA device"),
+        "{err}"
+    );
+    assert!(!runs.path().join("r3").exists());
+
     // Starting a new run over an existing one is refused (nothing is overwritten).
     let err = train(options(
         config(dataset(), &["epochs=2", "eval_interval=2"]),
@@ -214,4 +226,44 @@ fn bad_input_gives_clear_errors() {
     resume.resume = true;
     let err = train(resume).expect_err("corrupt");
     assert!(err.to_string().contains("model.safetensors"), "{err}");
+}
+
+/// With `cuda_graphs = true` on a GPU: the model learns as the eager one does, with a puzzle
+/// embedding (the sign-SGD reads the captured step's gradient), and a stopped run resumes to
+/// the end. Needs a GPU: `scripts/gpu_check.py` runs it there (`--ignored`).
+#[test]
+#[ignore = "needs a CUDA GPU"]
+fn cuda_graphs_train_and_resume_on_a_gpu() {
+    assert!(tch::Cuda::is_available(), "no CUDA device");
+    let runs = tempfile::tempdir().expect("tempdir");
+    let cfg = config(dataset(), &["cuda_graphs=true", "model.puzzle_emb_ndim=64"]);
+    let on_gpu = |cfg: TrainConfig, dir: &Path| TrainOptions::new(cfg, dir, tch::Device::Cuda(0));
+    let run_dir = runs.path().join("graphed");
+    let summary = train(on_gpu(cfg.clone(), &run_dir)).expect("graphed training runs");
+    let first = first_train_loss(&run_dir);
+    let last = summary.last_train.expect("train metrics").get("lm_loss");
+    assert!(last < 0.7 * first, "loss {first} -> {last}");
+    let acc = summary
+        .last_eval
+        .expect("an evaluation")
+        .overall
+        .get("accuracy");
+    assert!(
+        acc > copy_givens_baseline(dataset()) + 0.1,
+        "held-out token accuracy {acc}"
+    );
+
+    let split = runs.path().join("split");
+    let mut half = on_gpu(cfg.clone(), &split);
+    half.stop_at_step = Some(summary.steps / 2);
+    assert!(train(half).expect("first half").interrupted);
+    let mut rest = on_gpu(cfg, &split);
+    rest.resume = true;
+    let resumed = train(rest).expect("resumed half");
+    assert_eq!(resumed.steps, summary.steps);
+    let resumed_last = resumed.last_train.expect("train metrics").get("lm_loss");
+    assert!(
+        resumed_last < 0.7 * first,
+        "resumed loss {first} -> {resumed_last}"
+    );
 }

@@ -3,6 +3,9 @@
 //! puzzles/s) so a PyTorch run of the same config can be compared side by side.
 //!
 //! The timed work is [`hrm_train::bench_setup::BenchSetup`]'s, the same the criterion benches time.
+//! With `--cuda-graphs` (CUDA only) the training step's forward and backward pass and the
+//! evaluation rollout are captured in CUDA graphs and their replays are timed, after a check
+//! that a replay computes what the eager step computes (a `graphs:` line between the two).
 
 use std::time::{Duration, Instant};
 
@@ -10,8 +13,9 @@ use anyhow::Context;
 use tch::Device;
 
 use hrm_core::ForwardDtype;
-use hrm_train::bench_setup::{synchronize, BenchPreset, BenchSetup};
+use hrm_train::bench_setup::{synchronize, BenchPreset, BenchSetup, GraphCheck};
 use hrm_train::device::{device_name, parse_device};
+use hrm_train::graphed::GraphedTrainStep;
 
 /// Arguments of `hrm bench`.
 #[derive(Debug, clap::Args)]
@@ -50,6 +54,21 @@ pub struct BenchArgs {
     /// Seed of the random model and batch.
     #[arg(long, default_value_t = 0)]
     pub seed: i64,
+    /// Capture the training step (forward, Q-target pass, loss, backward) and the evaluation
+    /// rollout in CUDA graphs and time their replays; the optimisers stay eager. Needs a CUDA
+    /// device. A check against the eager steps runs first.
+    #[arg(long)]
+    pub cuda_graphs: bool,
+}
+
+/// The largest relative difference between a graph replay and the eager step that the check
+/// of `--cuda-graphs` accepts: the same kernels run, so only the order of atomic additions
+/// (embedding and attention backward) may differ.
+fn graph_tolerance(dtype: ForwardDtype) -> f64 {
+    match dtype {
+        ForwardDtype::Float32 => 1e-3,
+        ForwardDtype::Bfloat16 => 3e-2,
+    }
 }
 
 /// Builds the model and batch, then times training steps and evaluation rollouts.
@@ -61,33 +80,64 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
     let dtype: ForwardDtype = args.dtype.parse()?;
     let device = parse_device(&args.device)?;
     anyhow::ensure!(args.steps > 0, "--steps must be at least 1");
+    anyhow::ensure!(
+        !args.cuda_graphs || matches!(device, Device::Cuda(_)),
+        "--cuda-graphs needs a CUDA device (--device cuda), not {}",
+        device_name(device)
+    );
     super::set_threads(args.threads)?;
     let batch_size = args.batch_size.unwrap_or(preset.batch_size());
     let mut setup = BenchSetup::with_batch_size(preset, dtype, device, args.seed, batch_size)
         .with_context(|| format!("building the {preset} model"))?;
     let b = setup.batch_size();
     println!(
-        "hrm bench: config={preset} device={} dtype={} threads={} batch={b} optimizer={}",
+        "hrm bench: config={preset} device={} dtype={} threads={} batch={b} optimizer={} graphs={}",
         device_name(device),
         dtype.short_name(),
         tch::get_num_threads(),
         if args.no_optim { "off" } else { "on" },
+        if args.cuda_graphs { "on" } else { "off" },
     );
 
-    let train = |setup: &mut BenchSetup| -> anyhow::Result<()> {
-        if args.no_optim {
-            setup.train_step_no_optim();
-            Ok(())
-        } else {
-            setup.train_step().context("training step")
+    let train = |setup: &mut BenchSetup, graph: Option<&mut GraphedTrainStep>| {
+        match (graph, args.no_optim) {
+            (None, true) => {
+                setup.train_step_no_optim();
+                Ok(())
+            }
+            (None, false) => setup.train_step(),
+            (Some(g), true) => setup.graphed_train_step_no_optim(g),
+            (Some(g), false) => setup.graphed_train_step(g),
         }
+        .context("training step")
     };
+    // The eager warm-up steps run either way: they bring the carry to where training runs.
     for _ in 0..args.warmup {
-        train(&mut setup)?;
+        train(&mut setup, None)?;
     }
+    let mut check_failed = None;
+    let mut graph = if args.cuda_graphs {
+        let check = setup
+            .graph_check()
+            .context("checking CUDA-graph replays against the eager steps")?;
+        let ok = check.worst() <= graph_tolerance(dtype);
+        println!("{}", graph_check_line(&check, ok, graph_tolerance(dtype)));
+        if !ok {
+            check_failed = Some(check);
+        }
+        let mut graph = setup
+            .capture_train_step()
+            .context("capturing the training step in a CUDA graph")?;
+        for _ in 0..args.warmup {
+            train(&mut setup, Some(&mut graph))?;
+        }
+        Some(graph)
+    } else {
+        None
+    };
     let elapsed = timed(device, || {
         for _ in 0..args.steps {
-            train(&mut setup)?;
+            train(&mut setup, graph.as_mut())?;
         }
         Ok(())
     })?;
@@ -100,16 +150,34 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
         args.warmup
     );
 
+    drop(graph);
+
     if args.eval_rollouts == 0 {
         println!("eval: skipped (--eval-rollouts 0)");
-        return Ok(());
+        return graph_verdict(check_failed);
     }
+    let mut rollout = if args.cuda_graphs {
+        Some(
+            setup
+                .capture_eval()
+                .context("capturing the evaluation rollout in a CUDA graph")?,
+        )
+    } else {
+        None
+    };
+    let mut eval = |setup: &BenchSetup| -> anyhow::Result<()> {
+        match rollout.as_mut() {
+            Some(r) => r.run(&setup.batch).context("evaluation rollout")?,
+            None => drop(setup.eval_rollout()),
+        }
+        Ok(())
+    };
     for _ in 0..args.eval_warmup {
-        setup.eval_rollout();
+        eval(&setup)?;
     }
     let elapsed = timed(device, || {
         for _ in 0..args.eval_rollouts {
-            setup.eval_rollout();
+            eval(&setup)?;
         }
         Ok(())
     })?;
@@ -122,7 +190,31 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
         args.eval_rollouts,
         args.eval_warmup
     );
-    Ok(())
+    graph_verdict(check_failed)
+}
+
+/// `graphs: check ok|FAILED (...)`, the line `--cuda-graphs` prints before the timings.
+fn graph_check_line(check: &GraphCheck, ok: bool, tolerance: f64) -> String {
+    format!(
+        "graphs: check {} (replay vs eager, max relative difference: train loss {:.1e}, \
+         gradients {:.1e}, eval state {:.1e}; tolerance {tolerance:.0e})",
+        if ok { "ok" } else { "FAILED" },
+        check.train_loss_rel,
+        check.train_grads_rel,
+        check.eval_state_rel,
+    )
+}
+
+/// An error after the timings when the graph check failed, so the timings still print.
+fn graph_verdict(failed: Option<GraphCheck>) -> anyhow::Result<()> {
+    match failed {
+        Some(check) => anyhow::bail!(
+            "the CUDA-graph replays differ from the eager steps by up to {:.1e} (relative): the \
+             graphed timings above are not of the same computation",
+            check.worst()
+        ),
+        None => Ok(()),
+    }
 }
 
 /// Wall time and, where the OS reports it, process CPU time of a timed section.
