@@ -180,7 +180,12 @@ mod tests {
         };
         let mut dst = ActCarry::initial(&model, &batch);
         let (next, _) = tch::no_grad(|| {
-            act_step(&model, &ActCarry::initial(&model, &batch), &batch, Mode::Eval)
+            act_step(
+                &model,
+                &ActCarry::initial(&model, &batch),
+                &batch,
+                Mode::Eval,
+            )
         });
         let storage = dst.inner.z_h.data_ptr();
         dst.copy_from(&next).expect("same shapes");

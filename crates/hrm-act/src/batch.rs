@@ -159,7 +159,9 @@ mod tests {
         assert_eq!(dst.inputs.int64_value(&[1, 2]), 5);
         assert_eq!(dst.labels.int64_value(&[0, 0]), 6);
         assert_eq!(dst.puzzle_identifiers.int64_value(&[1]), 7);
-        let err = dst.copy_from(&batch(3, 3, 1)).expect_err("another batch size");
+        let err = dst
+            .copy_from(&batch(3, 3, 1))
+            .expect_err("another batch size");
         assert!(
             matches!(err, ActError::BatchShape { name: "inputs", .. }),
             "{err}"
