@@ -275,7 +275,7 @@ impl BenchSetup {
             &self.model,
             &self.head,
             &self.batch,
-            self.config.halt_max_steps,
+            self.config.halt_max_steps as i64,
         )
     }
 

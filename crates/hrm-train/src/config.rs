@@ -230,9 +230,10 @@ pub struct TrainConfig {
     /// `skip`.
     #[serde(default)]
     pub on_nonfinite: OnNonFinite,
-    /// Capture the training step's forward and backward pass in a CUDA graph and replay it
-    /// ([`crate::graphed`]): for ACT models (`hrm`, `trm`) on CUDA in one process. Pays where
-    /// the step is bound by kernel launches (small models and batches); the updates stay eager.
+    /// Capture the training step's forward and backward pass, and each evaluation's rollout, in
+    /// CUDA graphs and replay them ([`crate::graphed`]): for ACT models (`hrm`, `trm`) on CUDA in
+    /// one process. Pays where the step is bound by kernel launches (small models and batches);
+    /// the updates stay eager.
     #[serde(default)]
     pub cuda_graphs: bool,
     /// The architecture's own settings, with the reference's key names.

@@ -213,6 +213,8 @@ pub struct GraphedEvalRollout {
     carry: ActCarry,
     /// Output: the last call's logits `[b, S, V]`.
     logits: Tensor,
+    /// Output: the last call's Q-halt logits `[b]`.
+    q_halt_logits: Tensor,
     /// Output: the last call's metrics.
     metrics: Metrics,
 }
@@ -228,7 +230,7 @@ impl GraphedEvalRollout {
         core: &dyn RecurrentCore,
         head: &LossHead,
         batch: &ActBatch,
-        steps: usize,
+        steps: i64,
     ) -> Result<Self> {
         if steps < 1 {
             return Err(crate::error::TrainError::Config {
@@ -239,30 +241,31 @@ impl GraphedEvalRollout {
         let device = batch.inputs.device();
         hrm_core::cuda_graph::check_device(device)?;
         let static_batch = batch.copy();
-        let (graph, (carry, logits, metrics)) = CudaGraph::capture(device, WARMUP_STEPS, || {
-            let _guard = tch::no_grad_guard();
-            let mut carry = ActCarry::initial(core, &static_batch);
-            let mut last = None;
-            for _ in 0..steps {
-                let (next, out) = act_step(core, &carry, &static_batch, Mode::Eval);
-                let loss = head.act(&next, &out);
-                last = Some((out.logits, loss.metrics));
-                carry = next;
-            }
-            let (logits, metrics) = last.expect("at least one ACT step");
-            (carry, logits, metrics)
-        })?;
+        let (graph, (carry, (logits, q_halt_logits, metrics))) =
+            CudaGraph::capture(device, WARMUP_STEPS, || {
+                let _guard = tch::no_grad_guard();
+                let mut carry = ActCarry::initial(core, &static_batch);
+                let mut last = None;
+                for _ in 0..steps {
+                    let (next, out) = act_step(core, &carry, &static_batch, Mode::Eval);
+                    let loss = head.act(&next, &out);
+                    last = Some((out.logits, out.q_halt_logits, loss.metrics));
+                    carry = next;
+                }
+                (carry, last.expect("at least one ACT step"))
+            })?;
         Ok(GraphedEvalRollout {
             graph,
             batch: static_batch,
             carry,
             logits,
+            q_halt_logits,
             metrics,
         })
     }
 
     /// Runs the rollout on `batch`; the results are read from [`Self::carry`],
-    /// [`Self::logits`] and [`Self::metrics`] until the next call.
+    /// [`Self::logits`], [`Self::q_halt_logits`] and [`Self::metrics`] until the next call.
     ///
     /// # Errors
     /// When `batch` is shaped unlike the captured one, or the replay fails.
@@ -280,6 +283,16 @@ impl GraphedEvalRollout {
     /// The last ACT call's logits `[b, S, V]`.
     pub fn logits(&self) -> &Tensor {
         &self.logits
+    }
+
+    /// The last ACT call's Q-halt logits `[b]`.
+    pub fn q_halt_logits(&self) -> &Tensor {
+        &self.q_halt_logits
+    }
+
+    /// The batch size the rollout was captured for.
+    pub fn batch_size(&self) -> i64 {
+        self.batch.batch_size()
     }
 
     /// The last ACT call's metrics.

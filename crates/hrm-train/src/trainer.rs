@@ -30,7 +30,7 @@ use crate::device::default_forward_dtype;
 use crate::distributed::DataParallel;
 use crate::error::{Result, TrainError};
 use crate::eval::arc::is_arc_dataset;
-use crate::eval::{add_arc_voting, evaluate_sharded, EvalReport};
+use crate::eval::{add_arc_voting, evaluate_sharded, EvalReport, EvalSettings};
 use crate::graphed::GraphedTrainStep;
 use crate::observer::{NoObserver, RunStart, StepEvent, TrainObserver};
 use crate::optim::{AdamAtan2, AdamAtan2Config, Ema, SignSgdConfig};
@@ -315,7 +315,11 @@ impl Session<'_> {
         };
         let cfg = self.cfg;
         let arc = is_arc_dataset(&cfg.data_path);
-        let keep = cfg.eval_save_outputs || arc;
+        let settings = EvalSettings {
+            keep_outputs: cfg.eval_save_outputs || arc,
+            parallel: self.parallel.as_ref(),
+            cuda_graphs: cfg.cuda_graphs,
+        };
         let mut report = match &self.ema {
             Some(ema) => {
                 // Evaluate a copy whose trainable weights are the EMA shadow; buffers and the
@@ -329,8 +333,7 @@ impl Session<'_> {
                     &self.head,
                     cfg.global_batch_size,
                     self.device,
-                    keep,
-                    self.parallel.as_ref(),
+                    settings,
                 )?
             }
             None => evaluate_sharded(
@@ -339,8 +342,7 @@ impl Session<'_> {
                 &self.head,
                 cfg.global_batch_size,
                 self.device,
-                keep,
-                self.parallel.as_ref(),
+                settings,
             )?,
         };
         let out_dir = self

@@ -267,3 +267,72 @@ fn cuda_graphs_train_and_resume_on_a_gpu() {
         "resumed loss {first} -> {resumed_last}"
     );
 }
+
+#[test]
+fn graphed_evaluation_on_the_cpu_is_a_clear_error() {
+    use hrm_train::eval::{evaluate, evaluate_sharded, EvalSettings};
+    let cfg = config(dataset(), &[]);
+    let train_split = hrm_data::Dataset::open(dataset(), "train").expect("train split");
+    let test = hrm_data::Dataset::open(dataset(), "test").expect("test split");
+    let table = cfg
+        .resolved_model(train_split.metadata(), "float32")
+        .expect("model table");
+    let model =
+        hrm_train::arch::build_model(cfg.arch, &table, tch::Device::Cpu).expect("the model");
+    let head = hrm_act::LossHead::default();
+    let settings = EvalSettings {
+        cuda_graphs: true,
+        ..EvalSettings::default()
+    };
+    let err = evaluate_sharded(&model, &test, &head, 32, tch::Device::Cpu, settings)
+        .expect_err("no CUDA graphs on the CPU");
+    assert!(err.to_string().contains("need a CUDA device"), "{err}");
+    // The eager evaluation of the same model runs.
+    let report = evaluate(&model, &test, &head, 32, tch::Device::Cpu, false).expect("eager");
+    assert_eq!(report.overall.get("count"), 64.0);
+}
+
+/// On a GPU, an evaluation through a captured rollout reports what the eager one does. Needs a
+/// GPU: `scripts/gpu_check.py` runs it there (`--ignored`).
+#[test]
+#[ignore = "needs a CUDA GPU"]
+fn graphed_evaluation_matches_the_eager_one_on_a_gpu() {
+    use hrm_train::eval::{evaluate, evaluate_sharded, EvalSettings};
+    assert!(tch::Cuda::is_available(), "no CUDA device");
+    let device = tch::Device::Cuda(0);
+    let cfg = config(dataset(), &["model.puzzle_emb_ndim=64"]);
+    let train_split = hrm_data::Dataset::open(dataset(), "train").expect("train split");
+    let test = hrm_data::Dataset::open(dataset(), "test").expect("test split");
+    let table = cfg
+        .resolved_model(train_split.metadata(), "float32")
+        .expect("model table");
+    tch::manual_seed(0);
+    let model = hrm_train::arch::build_model(cfg.arch, &table, device).expect("the model");
+    let head = hrm_act::LossHead::default();
+    let eager = evaluate(&model, &test, &head, 24, device, true).expect("eager");
+    let settings = EvalSettings {
+        keep_outputs: true,
+        cuda_graphs: true,
+        ..EvalSettings::default()
+    };
+    let graphed = evaluate_sharded(&model, &test, &head, 24, device, settings).expect("graphed");
+    for key in ["count", "accuracy", "exact_accuracy", "lm_loss", "steps"] {
+        let (a, b) = (eager.overall.get(key), graphed.overall.get(key));
+        assert!(
+            (a - b).abs() <= 1e-5 * a.abs().max(1.0),
+            "{key}: eager {a}, graphed {b}"
+        );
+    }
+    let (eager, graphed) = (eager.outputs.expect("kept"), graphed.outputs.expect("kept"));
+    assert_eq!(eager.len(), graphed.len());
+    for ((set, a), (_, b)) in eager.iter().zip(&graphed) {
+        assert_eq!(a.predictions, b.predictions, "{set}: predictions");
+        assert_eq!(a.exact, b.exact, "{set}: exactness");
+        for (x, y) in a.q_halt_logits.iter().zip(&b.q_halt_logits) {
+            assert!(
+                (x - y).abs() <= 1e-4 * x.abs().max(1.0),
+                "{set}: q_halt {x} vs {y}"
+            );
+        }
+    }
+}

@@ -4,7 +4,8 @@
 //! summed over batches per set and divided by the summed `count`.
 //!
 //! Optionally keeps, per set and in example order, the predicted tokens, the Q-halt logit and
-//! the steps of every example, for ARC voting, reports and galleries.
+//! the steps of every example, for ARC voting, reports and galleries. On CUDA the rollouts of
+//! an ACT model can run as one captured CUDA graph each ([`EvalSettings::cuda_graphs`]).
 
 use std::collections::BTreeMap;
 
@@ -19,6 +20,7 @@ use hrm_data::{Dataset, EvalSampler};
 use crate::arch::ArchModel;
 use crate::distributed::DataParallel;
 use crate::error::Result;
+use crate::graphed::GraphedEvalRollout;
 use crate::train_step::direct_loss;
 
 pub mod arc;
@@ -59,26 +61,45 @@ pub fn evaluate(
         head,
         global_batch_size,
         device,
-        keep_outputs,
-        None,
+        EvalSettings {
+            keep_outputs,
+            ..EvalSettings::default()
+        },
     )
 }
 
-/// [`evaluate`] in a data-parallel run: each rank evaluates its rows of every global batch,
-/// and the metric sums and kept outputs are reduced so that every rank ends with the whole
-/// report. With `parallel` `None` this is [`evaluate`].
+/// How [`evaluate_sharded`] runs.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct EvalSettings<'a> {
+    /// Keep, per set and in example order, every prediction, Q-halt logit and step count.
+    pub keep_outputs: bool,
+    /// In a data-parallel run, the ranks: each evaluates its rows of every global batch.
+    pub parallel: Option<&'a DataParallel>,
+    /// On CUDA, capture an ACT model's rollout in a CUDA graph at the first batch and replay it
+    /// for every batch ([`crate::graphed::GraphedEvalRollout`]; every batch has one size, the
+    /// last one is padded). Ignored for models without an ACT step.
+    pub cuda_graphs: bool,
+}
+
+/// [`evaluate`] with [`EvalSettings`]: in a data-parallel run each rank evaluates its rows of
+/// every global batch, and the metric sums and kept outputs are reduced so that every rank ends
+/// with the whole report; on CUDA the rollouts may replay a CUDA graph.
 ///
 /// # Errors
-/// As [`evaluate`], and failed collectives.
+/// As [`evaluate`], failed collectives, and a rollout that cannot be captured.
 pub fn evaluate_sharded(
     model: &ArchModel,
     dataset: &Dataset,
     head: &LossHead,
     global_batch_size: usize,
     device: Device,
-    keep_outputs: bool,
-    parallel: Option<&DataParallel>,
+    settings: EvalSettings<'_>,
 ) -> Result<EvalReport> {
+    let EvalSettings {
+        keep_outputs,
+        parallel,
+        cuda_graphs,
+    } = settings;
     let _guard = tch::no_grad_guard();
     let dims = model.dims();
     let mut sums: BTreeMap<String, MetricValues> = BTreeMap::new();
@@ -87,6 +108,8 @@ pub fn evaluate_sharded(
         Some(dp) => Some(dp.local_rows(global_batch_size)?),
         None => None,
     };
+    // With `cuda_graphs`, the rollout captured at the first batch.
+    let mut graph: Option<GraphedEvalRollout> = None;
     for global in EvalSampler::new(dataset, global_batch_size)? {
         let batch = match &rows {
             Some(r) => global.rows(r.clone())?,
@@ -109,6 +132,27 @@ pub fn evaluate_sharded(
             device,
         )?;
         let (metrics, logits, q_halt, labels) = match model {
+            ArchModel::Recurrent(core) if cuda_graphs => {
+                let mut rollout = match graph.take() {
+                    Some(g) if g.batch_size() == act_batch.batch_size() => g,
+                    _ => GraphedEvalRollout::capture(
+                        core.as_ref(),
+                        head,
+                        &act_batch,
+                        dims.halt_max_steps,
+                    )?,
+                };
+                rollout.run(&act_batch)?;
+                // Copies: the next replay rewrites the graph's outputs.
+                let out = (
+                    rollout.metrics().copy(),
+                    rollout.logits().copy(),
+                    rollout.q_halt_logits().copy(),
+                    rollout.carry().current_data.labels.copy(),
+                );
+                graph = Some(rollout);
+                out
+            }
             ArchModel::Recurrent(core) => {
                 let mut carry = ActCarry::initial(core.as_ref(), &act_batch);
                 let mut last = None;
