@@ -38,9 +38,7 @@ const WARMUP_STEPS: usize = 2;
 /// in the graph's tensors from one step to the next.
 #[derive(Debug)]
 pub struct GraphedTrainStep {
-    graph: CudaGraph,
-    /// Static input: each step's batch is copied here.
-    batch: ActBatch,
+    graph: FedGraph,
     /// The persistent carry: read by the step, overwritten with the new carry at its end.
     carry: ActCarry,
     /// Output: `loss / global_batch_size`, what the backward pass started from.
@@ -101,8 +99,10 @@ impl GraphedTrainStep {
         state.copy_from(&start)?;
         adam.zero_grad();
         Ok(GraphedTrainStep {
-            graph,
-            batch: static_batch,
+            graph: FedGraph {
+                graph,
+                batch: static_batch,
+            },
             carry: state,
             scaled_loss,
             metrics,
@@ -148,9 +148,7 @@ impl GraphedTrainStep {
     /// # Errors
     /// When `batch` is shaped unlike the captured one, or the replay fails.
     pub fn replay(&mut self, batch: &ActBatch) -> Result<()> {
-        self.batch.copy_from(batch)?;
-        self.graph.replay()?;
-        Ok(())
+        self.graph.replay(batch)
     }
 
     /// `loss / global_batch_size` of the last replay.
@@ -181,7 +179,23 @@ impl GraphedTrainStep {
 
     /// The device the graph runs on.
     pub fn device(&self) -> Device {
-        self.graph.device()
+        self.graph.graph.device()
+    }
+}
+
+/// A captured graph and the batch tensors it reads, into which each call's batch is copied.
+#[derive(Debug)]
+struct FedGraph {
+    graph: CudaGraph,
+    batch: ActBatch,
+}
+
+impl FedGraph {
+    /// Copies `batch` into the graph's batch, then replays the graph.
+    fn replay(&mut self, batch: &ActBatch) -> Result<()> {
+        self.batch.copy_from(batch)?;
+        self.graph.replay()?;
+        Ok(())
     }
 }
 
@@ -206,9 +220,7 @@ fn shallow(c: &ActCarry) -> ActCarry {
 /// the last), captured in a CUDA graph.
 #[derive(Debug)]
 pub struct GraphedEvalRollout {
-    graph: CudaGraph,
-    /// Static input: each rollout's batch is copied here.
-    batch: ActBatch,
+    graph: FedGraph,
     /// Output: the carry after the last call.
     carry: ActCarry,
     /// Output: the last call's logits `[b, S, V]`.
@@ -255,8 +267,10 @@ impl GraphedEvalRollout {
                 (carry, last.expect("at least one ACT step"))
             })?;
         Ok(GraphedEvalRollout {
-            graph,
-            batch: static_batch,
+            graph: FedGraph {
+                graph,
+                batch: static_batch,
+            },
             carry,
             logits,
             q_halt_logits,
@@ -270,9 +284,7 @@ impl GraphedEvalRollout {
     /// # Errors
     /// When `batch` is shaped unlike the captured one, or the replay fails.
     pub fn run(&mut self, batch: &ActBatch) -> Result<()> {
-        self.batch.copy_from(batch)?;
-        self.graph.replay()?;
-        Ok(())
+        self.graph.replay(batch)
     }
 
     /// The carry after the last rollout.
@@ -292,7 +304,7 @@ impl GraphedEvalRollout {
 
     /// The batch size the rollout was captured for.
     pub fn batch_size(&self) -> i64 {
-        self.batch.batch_size()
+        self.graph.batch.batch_size()
     }
 
     /// The last ACT call's metrics.
