@@ -18,11 +18,12 @@
 The table is rewritten to `--out` after each part, so a run stopped early still leaves one;
 `--logs DIR` keeps every command's output and both training runs' metrics.
 
-It needs no cargo and no network: `scripts/gpu_prepare.sh --reference DIR` puts a stripped release
-`hrm`, the test executables with GPU-only tests, the golden cases and the reference checkout into
-`target/gpu-carry/` elsewhere; copy that with this checkout and point the options at it; `hrm` runs on the libtorch of `--python`'s torch (its
-`torch/lib` is put first in `LD_LIBRARY_PATH`). Without a GPU, `--device cpu` runs the same steps on the
-CPU, which shows the script works end to end.
+It needs no cargo and no network: `scripts/gpu_prepare.sh --reference DIR` puts a stripped
+release `hrm`, the test executables with GPU-only tests, the golden cases and the reference
+checkout into `target/gpu-carry/` elsewhere; copy that with this checkout and point the options
+at it. `hrm` runs on the libtorch of `--python`'s torch (its `torch/lib` is put first in
+`LD_LIBRARY_PATH`). Without a GPU, `--device cpu` runs the same steps on the CPU, which shows the
+script works end to end.
 
     python3 scripts/gpu_check.py --hrm target/gpu-carry/hrm --tests target/gpu-carry/tests \\
         --golden target/gpu-carry/golden/* --reference target/gpu-carry/reference \\
