@@ -232,7 +232,12 @@ fn nccl_include_dirs(lib_dir: &Path, torch_dir: &Path) -> Result<Vec<PathBuf>, &
             "nvidia/cuda_runtime/include",
             "nvidia/cuda_nvcc/include",
         ] {
-            candidates.push(site.join(sub));
+            let dir = site.join(sub);
+            if dir.is_dir() {
+                // `cargo xtask setup` may add the `crt/` and `nv/` headers later: build again then.
+                println!("cargo:rerun-if-changed={}", dir.display());
+            }
+            candidates.push(dir);
         }
     }
     candidates.push("/usr/local/cuda/include".into());
