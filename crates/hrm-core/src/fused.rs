@@ -21,9 +21,9 @@
 //! float32 sum of squares runs in another order, so an output may differ from libtorch's in
 //! the last bfloat16 bit where its float32 value lies next to a rounding boundary.
 //!
-//! This is the only module of the crate that uses `unsafe`: calling the C functions and
-//! handing them tch's raw `at::Tensor*` handles cannot be written without it. The C++ side
-//! catches every exception and returns a status with a message.
+//! This module and [`crate::cuda_graph`] are the only ones of the crate that use `unsafe`:
+//! calling the C functions and handing them tch's raw `at::Tensor*` handles cannot be written
+//! without it. The C++ side catches every exception and returns a status with a message.
 
 use std::ffi::{c_char, c_int, c_void, CStr};
 use std::sync::OnceLock;

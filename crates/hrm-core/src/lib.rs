@@ -56,7 +56,7 @@ pub mod direct;
 pub mod embedding;
 pub mod error;
 // The FFI boundary to the fused C++ kernels needs `unsafe` to call them with tch's raw tensor
-// handles; it is allowed in that module and nowhere else.
+// handles; it is allowed in that module and in `cuda_graph`, nowhere else.
 #[allow(unsafe_code)]
 mod fused;
 pub mod heads;

@@ -1,7 +1,7 @@
 //! The FFI boundary to the C++ shim (`cpp/shim.{h,cpp}`): the `extern "C"` declarations and a
 //! safe owner of the shim's group handle.
 //!
-//! This is the only module of the workspace that may use `unsafe` (lib.rs allows it here and
+//! This is the only module of this crate that may use `unsafe` (lib.rs allows it here and
 //! nowhere else): calling C functions and handing them tch's raw `at::Tensor*` handles cannot be
 //! written without it. The invariants each block relies on are stated beside it. The shim
 //! catches every C++ exception, so a call returns a status and fills our message buffer instead
