@@ -64,4 +64,4 @@ if [ -n "$reference" ]; then
     mkdir -p "$out/reference"
     (cd "$reference" && tar --exclude=.git -cf - .) | (cd "$out/reference" && tar -xf -)
 fi
-du -sh "$out"/* "$out"
+du -shc "$out"/*
