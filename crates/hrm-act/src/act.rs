@@ -19,6 +19,7 @@ use tch::{Kind, Tensor};
 use hrm_core::{HaltRule, InnerCarry, Mode, RecurrentCore};
 
 use crate::batch::ActBatch;
+use crate::loss::{LossHead, StepLoss};
 
 /// The state carried from one ACT call to the next.
 #[derive(Debug)]
@@ -161,6 +162,26 @@ pub fn act_step(
     (new_carry, output)
 }
 
+/// An evaluation rollout as the reference's evaluation loop runs one: `steps` ACT calls (at
+/// least one) in [`Mode::Eval`] from a fresh carry, each followed by the loss head, all without
+/// a graph. Evaluation never halts early, so `steps` is the model's `halt_max_steps`. Returns
+/// the final carry, the last call's output and the loss head's result on it.
+pub fn eval_rollout(
+    core: &dyn RecurrentCore,
+    batch: &ActBatch,
+    head: &LossHead,
+    steps: i64,
+) -> (ActCarry, ActOutput, StepLoss) {
+    let _guard = tch::no_grad_guard();
+    let (mut carry, mut out) = act_step(core, &ActCarry::initial(core, batch), batch, Mode::Eval);
+    let mut loss = head.act(&carry, &out);
+    for _ in 1..steps {
+        (carry, out) = act_step(core, &carry, batch, Mode::Eval);
+        loss = head.act(&carry, &out);
+    }
+    (carry, out, loss)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -198,5 +219,17 @@ mod tests {
         let copy = dst.copy();
         assert_ne!(copy.inner.z_l.data_ptr(), dst.inner.z_l.data_ptr());
         assert!(copy.inner.z_l.equal(&dst.inner.z_l));
+
+        // Two evaluation calls by hand are what a two-step rollout runs.
+        let (second, out) = tch::no_grad(|| act_step(&model, &next, &batch, Mode::Eval));
+        let head = LossHead::default();
+        let (carry, rolled, loss) = eval_rollout(&model, &batch, &head, 2);
+        assert!(carry.inner.z_h.equal(&second.inner.z_h));
+        assert!(rolled.logits.equal(&out.logits));
+        assert_eq!(Vec::<i32>::try_from(carry.steps).expect("i32"), vec![2, 2]);
+        assert!(loss
+            .metrics
+            .lm_loss
+            .equal(&head.act(&second, &out).metrics.lm_loss));
     }
 }

@@ -39,7 +39,7 @@ pub mod inputs;
 pub mod loss;
 pub mod metrics;
 
-pub use act::{act_step, ActCarry, ActOutput};
+pub use act::{act_step, eval_rollout, ActCarry, ActOutput};
 pub use batch::{ActBatch, IGNORE_LABEL_ID};
 pub use error::ActError;
 pub use inputs::LossInputs;

@@ -18,7 +18,7 @@ use std::str::FromStr;
 
 use tch::{Device, Kind, Tensor};
 
-use hrm_act::{act_step, ActBatch, ActCarry, LossHead};
+use hrm_act::{act_step, eval_rollout, ActBatch, ActCarry, LossHead};
 use hrm_core::{ForwardDtype, Hrm, HrmConfig, Mode, RecurrentCore};
 
 use crate::error::{Result, TrainError};
@@ -292,14 +292,8 @@ impl BenchSetup {
             ActCarry::copy,
         );
         let global_batch_size = self.batch_size() as usize;
-        let mut graph = GraphedTrainStep::capture(
-            &self.model,
-            &self.head,
-            &mut self.optimizers.adam,
-            &self.batch,
-            Some(&start),
-            global_batch_size,
-        )?;
+        // Captured from the current carry, which `start` copies.
+        let mut graph = self.capture_train_step()?;
         let adam = &mut self.optimizers.adam;
         adam.zero_grad();
         let (next, out) = act_step(&self.model, &start, &self.batch, Mode::Train);
@@ -337,14 +331,8 @@ impl BenchSetup {
     /// carry, each followed by the loss head (as the reference's evaluation loop), all under
     /// `no_grad`. Returns the final carry.
     pub fn eval_rollout(&self) -> ActCarry {
-        let _guard = tch::no_grad_guard();
-        let mut carry = ActCarry::initial(&self.model, &self.batch);
-        for _ in 0..self.config.halt_max_steps {
-            let (next, out) = act_step(&self.model, &carry, &self.batch, Mode::Eval);
-            let _ = self.head.act(&next, &out);
-            carry = next;
-        }
-        carry
+        let steps = self.config.halt_max_steps as i64;
+        eval_rollout(&self.model, &self.batch, &self.head, steps).0
     }
 }
 

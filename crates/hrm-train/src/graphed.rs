@@ -21,7 +21,7 @@
 
 use tch::{Device, Tensor};
 
-use hrm_act::{act_step, ActBatch, ActCarry, LossHead, Metrics};
+use hrm_act::{act_step, eval_rollout, ActBatch, ActCarry, LossHead, Metrics};
 use hrm_core::cuda_graph::CudaGraph;
 use hrm_core::{Mode, RecurrentCore};
 
@@ -255,16 +255,8 @@ impl GraphedEvalRollout {
         let static_batch = batch.copy();
         let (graph, (carry, (logits, q_halt_logits, metrics))) =
             CudaGraph::capture(device, WARMUP_STEPS, || {
-                let _guard = tch::no_grad_guard();
-                let mut carry = ActCarry::initial(core, &static_batch);
-                let mut last = None;
-                for _ in 0..steps {
-                    let (next, out) = act_step(core, &carry, &static_batch, Mode::Eval);
-                    let loss = head.act(&next, &out);
-                    last = Some((out.logits, out.q_halt_logits, loss.metrics));
-                    carry = next;
-                }
-                (carry, last.expect("at least one ACT step"))
+                let (carry, out, loss) = eval_rollout(core, &static_batch, head, steps);
+                (carry, (out.logits, out.q_halt_logits, loss.metrics))
             })?;
         Ok(GraphedEvalRollout {
             graph: FedGraph {

@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 
 use tch::{Device, Kind, Tensor};
 
-use hrm_act::{act_step, ActBatch, ActCarry, LossHead, MetricValues};
+use hrm_act::{eval_rollout, ActBatch, LossHead, MetricValues};
 use hrm_core::Mode;
 use std::path::Path;
 
@@ -154,16 +154,14 @@ pub fn evaluate_sharded(
                 out
             }
             ArchModel::Recurrent(core) => {
-                let mut carry = ActCarry::initial(core.as_ref(), &act_batch);
-                let mut last = None;
-                for _ in 0..dims.halt_max_steps {
-                    let (next, out) = act_step(core.as_ref(), &carry, &act_batch, Mode::Eval);
-                    let loss = head.act(&next, &out);
-                    last = Some((loss.metrics, out.logits, out.q_halt_logits));
-                    carry = next;
-                }
-                let (m, l, q) = last.expect("halt_max_steps >= 1 is validated");
-                (m, l, q, carry.current_data.labels)
+                let (carry, out, loss) =
+                    eval_rollout(core.as_ref(), &act_batch, head, dims.halt_max_steps);
+                (
+                    loss.metrics,
+                    out.logits,
+                    out.q_halt_logits,
+                    carry.current_data.labels,
+                )
             }
             ArchModel::Direct(direct) => {
                 let (loss, out) = direct_loss(direct.as_ref(), &act_batch, head, Mode::Eval);
