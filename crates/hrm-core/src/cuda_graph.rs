@@ -21,11 +21,12 @@
 //! it ends, so the captured step makes its own casts (a copy made before the capture would be
 //! stale after the next optimiser step) and eager code never reuses one the capture made.
 
-use std::ffi::{c_char, c_int, c_void, CStr};
+use std::ffi::{c_char, c_int, c_void};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
 use tch::Device;
 
+use crate::c_status::call_with_status;
 use crate::cast_cache;
 use crate::error::{CoreError, Result};
 
@@ -184,13 +185,7 @@ fn run_step<T>(step: &mut impl FnMut() -> T) -> std::result::Result<T, String> {
 
 /// Runs one entry point with an error buffer; its message, prefixed by `what`, on failure.
 fn call(what: &str, f: impl FnOnce(*mut c_char, usize) -> c_int) -> Result<()> {
-    let mut err = [0 as c_char; 1024];
-    if f(err.as_mut_ptr(), err.len()) == 0 {
-        return Ok(());
-    }
-    // Safety: the entry point wrote a NUL-terminated message of at most `err.len()` bytes.
-    let message = unsafe { CStr::from_ptr(err.as_ptr()) }.to_string_lossy();
-    Err(graph_error(format!("{what}: {message}")))
+    call_with_status(f).map_err(|message| graph_error(format!("{what}: {message}")))
 }
 
 fn graph_error(reason: String) -> CoreError {

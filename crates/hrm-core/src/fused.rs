@@ -21,14 +21,17 @@
 //! float32 sum of squares runs in another order, so an output may differ from libtorch's in
 //! the last bfloat16 bit where its float32 value lies next to a rounding boundary.
 //!
-//! This module and [`crate::cuda_graph`] are the only ones of the crate that use `unsafe`:
-//! calling the C functions and handing them tch's raw `at::Tensor*` handles cannot be written
-//! without it. The C++ side catches every exception and returns a status with a message.
+//! This module, [`crate::cuda_graph`] and `c_status` are the only ones of the crate that use
+//! `unsafe`: calling the C functions and handing them tch's raw `at::Tensor*` handles cannot be
+//! written without it. The C++ side catches every exception and returns a status with a message
+//! (read by `c_status`).
 
-use std::ffi::{c_char, c_int, c_void, CStr};
+use std::ffi::{c_char, c_int, c_void};
 use std::sync::OnceLock;
 
 use tch::{Device, Kind, Tensor};
+
+use crate::c_status::call_with_status;
 
 extern "C" {
     fn hrm_fused_add_rms_norm_bf16(
@@ -85,14 +88,13 @@ fn finish(out: Tensor, call: impl FnOnce(*mut c_char, usize) -> c_int) -> Option
 /// Runs one C++ entry point with an error buffer: whether it returned 0. A failure is a bug
 /// (see [`finish`]): debug builds stop on it with the kernel's message.
 fn succeeded(call: impl FnOnce(*mut c_char, usize) -> c_int) -> bool {
-    let mut err = [0 as c_char; 512];
-    if call(err.as_mut_ptr(), err.len()) == 0 {
-        return true;
+    match call_with_status(call) {
+        Ok(()) => true,
+        Err(message) => {
+            debug_assert!(false, "fused kernel refused its input: {message:?}");
+            false
+        }
     }
-    // Safety: the kernel wrote a NUL-terminated message of at most `err.len()` bytes.
-    let message = unsafe { CStr::from_ptr(err.as_ptr()) };
-    debug_assert!(false, "fused kernel refused its input: {message:?}");
-    false
 }
 
 /// `rms_norm(a + h, eps)` with the sum rounded to bfloat16 first, as `rms_norm(&(a + h))`.

@@ -45,6 +45,10 @@
 pub mod attention;
 pub mod baselines;
 pub mod block;
+// Reads the message a failing C entry point wrote (a `CStr` from a raw buffer): `unsafe` is
+// allowed here, in `cuda_graph` and in `fused`, nowhere else.
+#[allow(unsafe_code)]
+mod c_status;
 pub mod carry;
 pub mod cast_cache;
 pub mod config;
@@ -56,7 +60,7 @@ pub mod direct;
 pub mod embedding;
 pub mod error;
 // The FFI boundary to the fused C++ kernels needs `unsafe` to call them with tch's raw tensor
-// handles; it is allowed in that module and in `cuda_graph`, nowhere else.
+// handles; it is allowed in that module, in `cuda_graph` and in `c_status`, nowhere else.
 #[allow(unsafe_code)]
 mod fused;
 pub mod heads;
