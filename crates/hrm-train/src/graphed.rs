@@ -19,7 +19,7 @@
 //! halting exploration draws from libtorch's generator at every replay, as the eager step does
 //! (the draws themselves differ from an eager run's).
 
-use tch::{Device, Tensor};
+use tch::Tensor;
 
 use hrm_act::{act_step, eval_rollout, ActBatch, ActCarry, LossHead, Metrics};
 use hrm_core::cuda_graph::CudaGraph;
@@ -161,25 +161,11 @@ impl GraphedTrainStep {
         &self.carry
     }
 
-    /// Makes the next replay start from `carry` (e.g. one restored from a checkpoint).
-    ///
-    /// # Errors
-    /// When `carry` is for another batch shape.
-    pub fn set_carry(&mut self, carry: &ActCarry) -> Result<()> {
-        self.carry.copy_from(carry)?;
-        Ok(())
-    }
-
     /// Makes the next replay start as from the initial carry: every row halted, so every row
     /// is reset and takes the next batch's example.
-    pub fn reset_carry(&mut self) {
+    fn reset_carry(&mut self) {
         let _ = self.carry.halted.fill_(1);
         let _ = self.carry.steps.zero_();
-    }
-
-    /// The device the graph runs on.
-    pub fn device(&self) -> Device {
-        self.graph.graph.device()
     }
 }
 
