@@ -223,6 +223,7 @@ fn install(home: &Path) -> Result<()> {
                 "pip",
                 "install",
                 "--disable-pip-version-check",
+                "--no-cache-dir",
                 &package,
             ])
             .status()
@@ -242,6 +243,7 @@ fn install(home: &Path) -> Result<()> {
                 "pip",
                 "install",
                 "--disable-pip-version-check",
+                "--no-cache-dir",
                 "--target",
             ])
             .arg(&target)
@@ -456,6 +458,7 @@ fn cuda_headers(home: &Path, torch_dir: &Path) {
             "pip",
             "install",
             "--disable-pip-version-check",
+            "--no-cache-dir",
             "--no-deps",
         ])
         .args(&packages)
