@@ -49,11 +49,18 @@ impl ArchModel {
     }
 }
 
-/// Builds a freshly initialised model (seed libtorch first for reproducibility).
+/// Builds a freshly initialised model. Its initialisation draws from libtorch's default
+/// generator: call it inside [`crate::seeded::with_seed`] for a reproducible model. It holds the
+/// generator's lock itself ([`crate::seeded::exclusive`]), so a model built in one thread never
+/// draws in the middle of another thread's seeded section.
 ///
 /// # Errors
 /// [`TrainError::Config`] / [`TrainError::Core`] for an invalid model table, naming the key.
 pub fn build_model(arch: Arch, model: &toml::Table, device: Device) -> Result<ArchModel> {
+    crate::seeded::exclusive(|| build_model_unlocked(arch, model, device))
+}
+
+fn build_model_unlocked(arch: Arch, model: &toml::Table, device: Device) -> Result<ArchModel> {
     let json = serde_json::to_value(model).map_err(|e| TrainError::Config {
         key: "model".into(),
         reason: e.to_string(),

@@ -159,14 +159,16 @@ impl BenchSetup {
         }
         let mut config = preset.config();
         config.forward_dtype = dtype;
-        tch::manual_seed(seed);
-        let model = Hrm::new(&config, device)?;
         let (b, s, v) = (batch_size, config.seq_len as i64, config.vocab_size as i64);
-        let batch = ActBatch {
-            inputs: Tensor::randint_low(1, v, [b, s], (Kind::Int64, device)),
-            labels: Tensor::randint_low(1, v, [b, s], (Kind::Int64, device)),
-            puzzle_identifiers: Tensor::zeros([b], (Kind::Int64, device)),
-        };
+        let (model, batch) = crate::seeded::with_seed(seed, || -> Result<_> {
+            let model = Hrm::new(&config, device)?;
+            let batch = ActBatch {
+                inputs: Tensor::randint_low(1, v, [b, s], (Kind::Int64, device)),
+                labels: Tensor::randint_low(1, v, [b, s], (Kind::Int64, device)),
+                puzzle_identifiers: Tensor::zeros([b], (Kind::Int64, device)),
+            };
+            Ok((model, batch))
+        })?;
         let adam = AdamAtan2::new(model.params().trainable(), AdamAtan2Config::default())?;
         let puzzle = model.params().puzzle_table().map(|table| PuzzleOptimizer {
             table,

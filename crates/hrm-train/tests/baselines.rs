@@ -50,10 +50,13 @@ fn direct(model: &ArchModel) -> &dyn DirectModel {
 const PERM: [i64; SEQ as usize] = [7, 2, 5, 0, 6, 1, 4, 3];
 
 fn permutation_batch(b: i64) -> ActBatch {
-    let inputs = Tensor::randint_low(1, VOCAB, [b, SEQ], (Kind::Int64, Device::Cpu));
-    let labels = inputs.index_select(1, &Tensor::from_slice(&PERM));
-    let ids = Tensor::randint_low(0, 4, [b], (Kind::Int64, Device::Cpu));
-    ActBatch::from_tensors(&inputs, &labels, &ids)
+    // Drawn outside other tests' seeded sections (this binary trains in parallel threads).
+    hrm_train::seeded::exclusive(|| {
+        let inputs = Tensor::randint_low(1, VOCAB, [b, SEQ], (Kind::Int64, Device::Cpu));
+        let labels = inputs.index_select(1, &Tensor::from_slice(&PERM));
+        let ids = Tensor::randint_low(0, 4, [b], (Kind::Int64, Device::Cpu));
+        ActBatch::from_tensors(&inputs, &labels, &ids)
+    })
 }
 
 fn optimizers(model: &ArchModel, weight_decay: f64) -> Optimizers {

@@ -337,8 +337,9 @@ fn graphed_evaluation_matches_the_eager_one_on_a_gpu() {
     let table = cfg
         .resolved_model(train_split.metadata(), "float32")
         .expect("model table");
-    tch::manual_seed(0);
-    let model = hrm_train::arch::build_model(cfg.arch, &table, device).expect("the model");
+    let model =
+        hrm_train::seeded::with_seed(0, || hrm_train::arch::build_model(cfg.arch, &table, device))
+            .expect("the model");
     let head = hrm_act::LossHead::default();
     let eager = evaluate(&model, &test, &head, 24, device, true).expect("eager");
     let settings = EvalSettings {

@@ -36,28 +36,30 @@ fn cfg(mlp_t: bool, pos: PosEncoding, no_act_continue: bool) -> TrmConfig {
 /// One train-mode ACT step from the initial carry, the loss head, backward of `loss / B`.
 /// Returns the model (holding the gradients) and the puzzle-embedding leaf.
 fn one_step(cfg: &TrmConfig) -> (Trm, Option<Tensor>, Option<Tensor>) {
-    tch::manual_seed(7);
-    let model = Trm::new(cfg, Device::Cpu).expect("model");
-    // The reference zero-initialises the Q head; perturb it so the Q losses reach the body.
-    tch::no_grad(|| {
-        for (name, p) in model.params().trainable() {
-            if name.starts_with("inner.q_head") {
-                p.shallow_clone().copy_(&(p.randn_like() * 0.1));
+    // Seeded under the process-wide lock: the tests of this binary run in parallel threads.
+    hrm_train::seeded::with_seed(7, || {
+        let model = Trm::new(cfg, Device::Cpu).expect("model");
+        // The reference zero-initialises the Q head; perturb it so the Q losses reach the body.
+        tch::no_grad(|| {
+            for (name, p) in model.params().trainable() {
+                if name.starts_with("inner.q_head") {
+                    p.shallow_clone().copy_(&(p.randn_like() * 0.1));
+                }
             }
-        }
-    });
-    let dims = model.dims();
-    let inputs: Vec<i32> = (0..12).map(|i| 1 + i % 4).collect();
-    let labels: Vec<i32> = (0..12)
-        .map(|i| if i % 3 == 0 { -100 } else { i % 5 })
-        .collect();
-    let batch =
-        ActBatch::from_host(&inputs, &labels, &[1, 2], &dims, Device::Cpu).expect("valid batch");
-    let carry = ActCarry::initial(&model, &batch);
-    let (carry, out) = act_step(&model, &carry, &batch, Mode::Train);
-    let step = LossHead::default().act(&carry, &out);
-    (step.loss * 0.5).backward();
-    (model, out.puzzle_emb_local, out.target_q_continue)
+        });
+        let dims = model.dims();
+        let inputs: Vec<i32> = (0..12).map(|i| 1 + i % 4).collect();
+        let labels: Vec<i32> = (0..12)
+            .map(|i| if i % 3 == 0 { -100 } else { i % 5 })
+            .collect();
+        let batch = ActBatch::from_host(&inputs, &labels, &[1, 2], &dims, Device::Cpu)
+            .expect("valid batch");
+        let carry = ActCarry::initial(&model, &batch);
+        let (carry, out) = act_step(&model, &carry, &batch, Mode::Train);
+        let step = LossHead::default().act(&carry, &out);
+        (step.loss * 0.5).backward();
+        (model, out.puzzle_emb_local, out.target_q_continue)
+    })
 }
 
 fn grad_abs_sum(t: &Tensor) -> f64 {

@@ -230,7 +230,9 @@ impl Case {
         if let (true, Some(table)) = (bf16, model.as_object_mut()) {
             table.insert("forward_dtype".into(), "bfloat16".into());
         }
-        let core = build_recurrent_core(&cfg.arch, &model, device)
+        // Its random initialisation is overwritten below, but must not draw inside another
+        // thread's seeded section.
+        let core = crate::seeded::exclusive(|| build_recurrent_core(&cfg.arch, &model, device))
             .map_err(|e| self.golden_error(format!("model config: {e}")))?;
         let weights: Vec<(String, Tensor)> = self
             .weights

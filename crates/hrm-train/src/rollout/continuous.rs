@@ -322,8 +322,7 @@ mod tests {
         cfg.puzzle_emb_ndim = 0;
         cfg.seq_len = 16;
         cfg.halt_max_steps = halt_max_steps;
-        tch::manual_seed(1);
-        Hrm::new(&cfg, Device::Cpu).expect("model")
+        crate::seeded::with_seed(1, || Hrm::new(&cfg, Device::Cpu)).expect("model")
     }
 
     #[test]

@@ -545,8 +545,8 @@ mod tests {
         cfg.puzzle_emb_ndim = 0;
         cfg.seq_len = 16;
         cfg.halt_max_steps = halt_max_steps;
-        tch::manual_seed(0);
-        ArchModel::Recurrent(Box::new(Hrm::new(&cfg, Device::Cpu).expect("model")))
+        let core = crate::seeded::with_seed(0, || Hrm::new(&cfg, Device::Cpu)).expect("model");
+        ArchModel::Recurrent(Box::new(core))
     }
 
     #[test]
