@@ -11,6 +11,10 @@
 //! Sections nest within a thread: an inner section runs under the lock its thread already
 //! holds (an inner [`with_seed`] reseeds), so library functions can take the lock themselves and
 //! still be called from inside a seeded section.
+//!
+//! The lock covers only draws made inside these sections. Your own draws in another thread
+//! (`Tensor::randn` and the like) go through the same generator: wrap them in [`exclusive`] while
+//! a training runs in the process.
 
 use std::cell::Cell;
 use std::sync::{Mutex, MutexGuard};
