@@ -57,10 +57,6 @@ impl ArchModel {
 /// # Errors
 /// [`TrainError::Config`] / [`TrainError::Core`] for an invalid model table, naming the key.
 pub fn build_model(arch: Arch, model: &toml::Table, device: Device) -> Result<ArchModel> {
-    crate::seeded::exclusive(|| build_model_unlocked(arch, model, device))
-}
-
-fn build_model_unlocked(arch: Arch, model: &toml::Table, device: Device) -> Result<ArchModel> {
     let json = serde_json::to_value(model).map_err(|e| TrainError::Config {
         key: "model".into(),
         reason: e.to_string(),
@@ -73,20 +69,24 @@ fn build_model_unlocked(arch: Arch, model: &toml::Table, device: Device) -> Resu
         )?)),
         Arch::Gru | Arch::Transformer => {
             let text = json.to_string();
-            let model: Box<dyn DirectModel> = if arch == Arch::Gru {
-                Box::new(Gru::new(&GruConfig::from_json_str(&text)?, device)?)
-            } else {
-                Box::new(Transformer::new(
-                    &TransformerConfig::from_json_str(&text)?,
-                    device,
-                )?)
-            };
+            let model = crate::seeded::exclusive(|| -> Result<Box<dyn DirectModel>> {
+                Ok(if arch == Arch::Gru {
+                    Box::new(Gru::new(&GruConfig::from_json_str(&text)?, device)?)
+                } else {
+                    Box::new(Transformer::new(
+                        &TransformerConfig::from_json_str(&text)?,
+                        device,
+                    )?)
+                })
+            })?;
             Ok(ArchModel::Direct(model))
         }
     }
 }
 
 /// Builds the recurrent core named `arch` from a JSON model section with the reference's keys.
+/// Like [`build_model`], it holds the default generator's lock while it initialises
+/// ([`crate::seeded::exclusive`]).
 ///
 /// # Errors
 /// [`TrainError::Config`] for an unknown `arch` (listing the valid ones) and for an invalid
@@ -96,18 +96,20 @@ pub fn build_recurrent_core(
     model: &serde_json::Value,
     device: Device,
 ) -> Result<Box<dyn RecurrentCore>> {
-    match arch {
-        "hrm" => {
-            let cfg = HrmConfig::from_json_str(&model.to_string())?;
-            Ok(Box::new(Hrm::new(&cfg, device)?))
+    crate::seeded::exclusive(|| -> Result<Box<dyn RecurrentCore>> {
+        match arch {
+            "hrm" => {
+                let cfg = HrmConfig::from_json_str(&model.to_string())?;
+                Ok(Box::new(Hrm::new(&cfg, device)?))
+            }
+            "trm" => {
+                let cfg = TrmConfig::from_json_str(&model.to_string())?;
+                Ok(Box::new(Trm::new(&cfg, device)?))
+            }
+            other => Err(TrainError::Config {
+                key: "arch".into(),
+                reason: format!("`{other}` is not one of {}", RECURRENT_ARCHS.join(", ")),
+            }),
         }
-        "trm" => {
-            let cfg = TrmConfig::from_json_str(&model.to_string())?;
-            Ok(Box::new(Trm::new(&cfg, device)?))
-        }
-        other => Err(TrainError::Config {
-            key: "arch".into(),
-            reason: format!("`{other}` is not one of {}", RECURRENT_ARCHS.join(", ")),
-        }),
-    }
+    })
 }

@@ -230,9 +230,7 @@ impl Case {
         if let (true, Some(table)) = (bf16, model.as_object_mut()) {
             table.insert("forward_dtype".into(), "bfloat16".into());
         }
-        // Its random initialisation is overwritten below, but must not draw inside another
-        // thread's seeded section.
-        let core = crate::seeded::exclusive(|| build_recurrent_core(&cfg.arch, &model, device))
+        let core = build_recurrent_core(&cfg.arch, &model, device)
             .map_err(|e| self.golden_error(format!("model config: {e}")))?;
         let weights: Vec<(String, Tensor)> = self
             .weights
