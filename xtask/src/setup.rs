@@ -37,6 +37,15 @@ use anyhow::{bail, Context, Result};
 /// The libtorch version tch 0.24.0 is built for. Keep the two pinned together.
 pub const TORCH_VERSION: &str = "2.11.0";
 const MARKER: &str = "hrm-torch.json";
+/// `python -m pip install` as every install here runs it: without pip's wheel cache, which would
+/// keep a second copy of the few GB of wheels next to the installed ones.
+const PIP_INSTALL: [&str; 5] = [
+    "-m",
+    "pip",
+    "install",
+    "--disable-pip-version-check",
+    "--no-cache-dir",
+];
 
 /// Where libtorch was found, ready to be handed to child processes.
 pub struct Torch {
@@ -218,14 +227,8 @@ fn install(home: &Path) -> Result<()> {
     let site = if venv_ok {
         let python = partial.join("bin").join("python");
         let status = Command::new(&python)
-            .args([
-                "-m",
-                "pip",
-                "install",
-                "--disable-pip-version-check",
-                "--no-cache-dir",
-                &package,
-            ])
+            .args(PIP_INSTALL)
+            .arg(&package)
             .status()
             .with_context(|| format!("running {}", python.display()))?;
         if !status.success() {
@@ -238,14 +241,8 @@ fn install(home: &Path) -> Result<()> {
         eprintln!("[setup] python3 -m venv is unavailable; using pip install --target");
         let target = partial.join("site-packages");
         let status = Command::new("python3")
-            .args([
-                "-m",
-                "pip",
-                "install",
-                "--disable-pip-version-check",
-                "--no-cache-dir",
-                "--target",
-            ])
+            .args(PIP_INSTALL)
+            .arg("--target")
             .arg(&target)
             .arg(&package)
             .status()
@@ -453,14 +450,8 @@ fn cuda_headers(home: &Path, torch_dir: &Path) {
     }
     eprintln!("[setup] installing {list} (CUDA headers, for CUDA graphs and NCCL)");
     let ok = Command::new(&python)
-        .args([
-            "-m",
-            "pip",
-            "install",
-            "--disable-pip-version-check",
-            "--no-cache-dir",
-            "--no-deps",
-        ])
+        .args(PIP_INSTALL)
+        .arg("--no-deps")
         .args(&packages)
         .status()
         .map(|s| s.success())
